@@ -1,0 +1,35 @@
+"""The `hashtale` command. Each subcommand lives in its own module, imported only when it runs,
+so `hashtale tag` does not pay for Flask and `hashtale serve` does not pay for training code.
+
+A command module exposes `add_arguments(parser)` and `run(args) -> int | None`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "migrate": ("db.cli", "create or upgrade the database schema (Alembic)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:<{width}}  {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
+        print("usage: hashtale COMMAND [options]\n\ncommands:\n" + "\n".join(lines))
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"hashtale {name}", description=help_)
+    module.add_arguments(parser)
+    result = module.run(parser.parse_args(rest))
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Database access: schema, engines and sessions, migrations."""
+from db.schema import FINAL_STATUSES, Base, Hashtag, InvalidTransition, Post, PostStatus, Story
+from db.session import make_engine, make_session_factory, migrate
+
+__all__ = [
+    "Base", "FINAL_STATUSES", "Hashtag", "InvalidTransition", "Post", "PostStatus", "Story",
+    "make_engine", "make_session_factory", "migrate",
+]

@@ -1,0 +1,72 @@
+"""One small client interface to the models, with two backends chosen by settings:
+`local` (models run in-process with PyTorch) and `triton` (tritonclient to a Triton server)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from models.image import InvalidImage
+
+
+class InferenceUnavailable(RuntimeError):
+    """A transient fault (server down, timeout): the caller should retry later."""
+
+
+@dataclass(frozen=True)
+class SuggestedHashtag:
+    text: str
+    score: float  # model probability of the tag, 0..1
+    attention: tuple[float, ...]  # row-major grid, sums to 1 (empty for models without attention)
+    attention_shape: tuple[int, int]  # (rows, cols), e.g. (7, 7)
+
+
+@dataclass(frozen=True)
+class TagResult:
+    hashtags: list[SuggestedHashtag]  # ranked, best first, distinct texts
+    model_name: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class StoryRequest:
+    seed_text: str  # the hashtag the story is primed with
+    length: int  # characters, approximate: the story ends on a sentence boundary near it
+    temperature: float
+    top_k: int
+    random_seed: int
+
+
+@dataclass(frozen=True)
+class StoryResult:
+    text: str
+    model_name: str
+    model_version: str
+
+
+class InferenceBackend(Protocol):
+    def check_ready(self) -> None:
+        """Raise InferenceUnavailable unless the models can serve now."""
+
+    def suggest_hashtags(self, image: bytes, k: int) -> TagResult:
+        """Encoded image bytes -> ranked hashtags. Raises InvalidImage or InferenceUnavailable."""
+
+    def write_story(self, request: StoryRequest) -> StoryResult:
+        """Raises InferenceUnavailable."""
+
+
+def make_backend(settings) -> InferenceBackend:
+    if settings.inference_backend == "local":
+        from inference.local import LocalBackend
+
+        return LocalBackend.from_settings(settings)
+    if settings.inference_backend == "triton":
+        from inference.triton import TritonBackend
+
+        return TritonBackend.from_settings(settings)
+    raise ValueError(f"unknown inference backend {settings.inference_backend!r}; use 'local' or 'triton'")
+
+
+__all__ = [
+    "InferenceBackend", "InferenceUnavailable", "InvalidImage", "StoryRequest", "StoryResult",
+    "SuggestedHashtag", "TagResult", "make_backend",
+]

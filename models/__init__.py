@@ -1,0 +1,1 @@
+"""PyTorch models, vocabularies, checkpoints and decoding for hashtale."""

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything hashtale needs into ./.venv (idempotent; safe to re-run).
+#   scripts/install.sh          the service, models and tools
+#   scripts/install.sh --test   also test tools and Debian's headless Chromium for the browser tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch/torchvision first and alone: pip takes the CPU-capable wheels that lie on this machine's disk.
+.venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+extras=""
+if [ "${1:-}" = "--test" ]; then
+  extras="[test]"
+fi
+.venv/bin/python -m pip install --quiet -e ".${extras}"
+
+if [ "${1:-}" = "--test" ] && ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "note: install Debian's chromium and chromium-driver for the browser tests" >&2
+  fi
+fi
+echo "hashtale installed in .venv"

@@ -1,0 +1,31 @@
+"""The Celery application, configured from settings.
+
+The worker process imports `worker.celery_app:celery`; the Flask app calls `celery_init_app(app)` (the
+pattern of Flask's Celery example) so that `@shared_task` tasks enqueue on the broker its settings name.
+"""
+from __future__ import annotations
+
+from celery import Celery
+
+from settings import Settings
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("hashtale", broker=settings.broker_url, include=["worker.tasks"])
+    app.conf.update(
+        task_default_queue=settings.task_queue,
+        task_ignore_result=True,  # results go to the SQL database, not a result backend
+        task_acks_late=True,  # a message is acknowledged only after its task finished...
+        task_reject_on_worker_lost=True,  # ...and redelivered if the worker process died mid-task
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+    )
+    app.conf.hashtale_settings = settings
+    app.set_default()
+    return app
+
+
+def celery_init_app(flask_app) -> Celery:
+    app = make_celery(flask_app.config["SETTINGS"])
+    flask_app.extensions["celery"] = app
+    return app
