@@ -1,0 +1,63 @@
+"""The schema: migrations match the ORM on both databases, the post state machine holds."""
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+import db
+from db import Post, PostStatus, make_engine, migrate
+from db.schema import TRANSITIONS, InvalidTransition
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def migrated_url(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    migrate(url)
+    return url
+
+
+def test_migrations_match_the_orm(migrated_url):
+    engine = make_engine(migrated_url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), db.Base.metadata)
+    engine.dispose()
+    assert diff == []
+
+
+def test_migrate_is_idempotent(migrated_url):
+    migrate(migrated_url)
+    engine = make_engine(migrated_url)
+    assert {"posts", "hashtags", "stories"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+def _post(status: PostStatus) -> Post:
+    return Post(external_id="x", image_sha256="0" * 64, image_path="p", image_format="JPEG", width=1, height=1,
+                status=status)
+
+
+def test_happy_path_transitions():
+    post = _post(PostStatus.RECEIVED)
+    for status in (PostStatus.TAGGING, PostStatus.TAGGED, PostStatus.WRITING, PostStatus.DONE):
+        post.move_to(status)
+    assert post.status is PostStatus.DONE
+
+
+@pytest.mark.parametrize("start", list(PostStatus))
+def test_every_disallowed_transition_is_refused(start):
+    for target in PostStatus:
+        post = _post(start)
+        if target in TRANSITIONS[start]:
+            post.move_to(target)
+            assert post.status is target
+        else:
+            with pytest.raises(InvalidTransition):
+                post.move_to(target)
+            assert post.status is start
+
+
+def test_every_non_final_state_can_fail():
+    for start in set(PostStatus) - db.FINAL_STATUSES:
+        assert PostStatus.FAILED in TRANSITIONS[start]

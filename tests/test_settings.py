@@ -1,0 +1,21 @@
+from settings import Settings
+
+
+def test_from_env_parses_types_and_ignores_empty_values():
+    s = Settings.from_env({"DATABASE_URL": "postgresql+psycopg://u@h/db", "MAX_CONTENT_LENGTH": "1024",
+                           "STORY_TEMPERATURE": "0.5", "WEBHOOK_SECRET": ""})
+    assert s.database_url == "postgresql+psycopg://u@h/db"
+    assert s.max_content_length == 1024
+    assert s.story_temperature == 0.5
+    assert s.webhook_secret == ""
+
+
+def test_overrides_win_over_environment():
+    s = Settings.from_env({"INFERENCE_BACKEND": "triton"}, inference_backend="local")
+    assert s.inference_backend == "local"
+
+
+def test_embedded_defaults_need_no_server():
+    s = Settings.from_env({})
+    assert s.database_url.startswith("sqlite:///")
+    assert s.broker_url.startswith("sqla+sqlite:///")
