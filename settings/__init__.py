@@ -56,6 +56,9 @@ class Settings:
     sweep_interval: float = 60.0  # seconds between sweeps for stuck posts
     stuck_after: float = 300.0  # seconds a post may sit in a non-final state before re-enqueue
     task_queue: str = "hashtale"
+    retry_backoff: float = 2.0  # seconds before a task's first retry; doubles each retry, with jitter
+    retry_backoff_max: float = 120.0  # seconds, the cap on one retry's delay
+    torch_threads: int = 0  # intra-op threads per process for the local backend; 0: PyTorch's default
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
