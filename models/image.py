@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
+
+if TYPE_CHECKING:
+    import torch
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 INPUT_SIZE = 224  # px, the encoder's input side
@@ -65,6 +68,7 @@ def to_tensor(image: Image.Image, size: int = INPUT_SIZE) -> torch.Tensor:
 
     Resize the short side to `size` then centre-crop, as in the encoder's training.
     """
+    import torch  # here, not at the top: the webhook validates images with decode_image and never loads PyTorch
     w, h = image.size
     scale = size / min(w, h)
     resized = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
