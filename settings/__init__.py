@@ -43,6 +43,7 @@ class Settings:
     webhook_secret: str = ""  # empty: X-Hub-Signature-256 not enforced
     verify_token: str = ""  # empty: subscription checks are refused
     secret_key: str = "dev-only-change-me"  # Flask sessions and CSRF
+    admin_session_minutes: float = 60.0  # an admin session expires after this long without a request
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_image_side: int = DEFAULT_MAX_IMAGE_SIDE
