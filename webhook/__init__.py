@@ -1,0 +1,57 @@
+"""The Flask app: the webhook that receives posts, and the read API for their results."""
+from __future__ import annotations
+
+from dataclasses import fields
+
+from flask import Flask, Response, json
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
+
+from settings import Settings
+from worker.celery_app import celery_init_app
+
+SETTINGS_FIELDS = frozenset(f.name for f in fields(Settings))
+RETRY_AFTER = 30  # seconds a sender should wait when the database is unavailable
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """`test_config` maps Settings field names (e.g. "database_url") to values overriding the environment;
+    any other key (e.g. "TESTING") goes to app.config as is."""
+    overrides = dict(test_config or {})
+    settings = Settings.from_env(**{k: v for k, v in overrides.items() if k in SETTINGS_FIELDS})
+
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+    )
+    app.config.update({k: v for k, v in overrides.items() if k not in SETTINGS_FIELDS})
+
+    from webhook.database import db
+
+    db.init_app(app)
+    app.register_error_handler(HTTPException, _json_error)
+    app.register_error_handler(OperationalError, _database_unavailable)
+
+    from webhook import ingest, posts
+
+    app.register_blueprint(ingest.bp)
+    app.register_blueprint(posts.bp)
+
+    celery_init_app(app)
+    return app
+
+
+def _json_error(exc: HTTPException) -> Response:
+    """Every HTTP error as JSON: {"error": name, "message": description, "status": code}."""
+    response = exc.get_response()  # keeps headers such as Allow (405) and Retry-After
+    response.data = json.dumps({"error": exc.name, "message": exc.description, "status": exc.code})
+    response.content_type = "application/json"
+    return response
+
+
+def _database_unavailable(exc: OperationalError) -> Response:
+    # Transient: the sender should retry the delivery later, and nothing was stored.
+    error = ServiceUnavailable("the database is unavailable; retry later", retry_after=RETRY_AFTER)
+    return _json_error(error)

@@ -1,0 +1,200 @@
+"""The webhook: Meta-style subscription check (GET) and post deliveries (POST), multipart or JSON.
+
+A delivery is checked (signature, shape, image) before anything is written; then the photo file is written,
+the post row committed in one short transaction, and only then is the first task enqueued. Bad input gets
+a 4xx JSON error and leaves no row and no file.
+
+Idempotency: a post is identified by its `external_id`; without one, by "sha256:<hex digest of the image>",
+so re-posting the same photo is a redelivery too. A redelivery answers 202 with the existing post and
+`"duplicate": true`, and enqueues nothing: a post stuck in `received` is re-enqueued by the worker's periodic
+sweep, and a `failed` post is requeued by an admin, so the sender cannot start a second run by retrying.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from db.schema import EXTERNAL_ID_MAX, Post, PostStatus
+from models.image import DecodedImage, InvalidImage, decode_image
+from webhook import signature
+from webhook.database import db
+from webhook.storage import MediaStore
+from worker.tasks import suggest_hashtags
+
+AUTHOR_MAX = 256  # characters, the width of posts.author
+DEFAULT_EXTERNAL_ID_PREFIX = "sha256:"
+DATA_URL_PREFIX = "data:"
+BASE64_MARKER = ";base64"
+
+bp = Blueprint("ingest", __name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    image: bytes  # the encoded photo, as sent
+    external_id: str | None
+    caption: str | None
+    author: str | None
+
+
+@bp.get("/webhook")
+def verify_subscription() -> Response:
+    """Answer Meta's subscription check by echoing hub.challenge when hub.verify_token is ours."""
+    settings = current_app.config["SETTINGS"]
+    mode = request.args.get("hub.mode")
+    token = request.args.get("hub.verify_token", "")
+    challenge = request.args.get("hub.challenge")
+    if mode != "subscribe" or not challenge:
+        abort(400, "expected hub.mode=subscribe with hub.verify_token and hub.challenge")
+    if not settings.verify_token:
+        abort(403, "subscription checks are disabled: no verify token is configured")
+    if not hmac.compare_digest(token.encode(), settings.verify_token.encode()):
+        abort(403, "wrong hub.verify_token")
+    return Response(challenge, mimetype="text/plain")
+
+
+@bp.post("/webhook")
+def receive_post() -> tuple[Response, int, dict[str, str]]:
+    settings = current_app.config["SETTINGS"]
+    body = request.get_data(cache=True)  # raw bytes, for the signature; 413 above MAX_CONTENT_LENGTH
+    if settings.webhook_secret:
+        try:
+            signature.check(settings.webhook_secret, body, request.headers.get(signature.HEADER))
+        except signature.SignatureError as exc:
+            abort(403, str(exc))
+    delivery = _parse(body)
+    try:
+        decoded = decode_image(delivery.image, settings.max_image_pixels, settings.max_image_side)
+    except InvalidImage as exc:
+        abort(400, f"invalid image: {exc}")
+    store = MediaStore(settings.media_dir)
+    post, duplicate = store_post(db.session, store, delivery, decoded)
+    if not duplicate:
+        _enqueue(post.id)
+    status_url = url_for("posts.get_post", post_id=post.id)
+    payload = {"id": post.id, "external_id": post.external_id, "status": post.status.value,
+               "status_url": status_url, "duplicate": duplicate}
+    return jsonify(payload), 202, {"Location": status_url}
+
+
+def store_post(session: Session, store: MediaStore, delivery: Delivery, decoded: DecodedImage) -> tuple[Post, bool]:
+    """Write the photo and commit its post; or find the post this delivery repeats. Returns (post, duplicate).
+
+    If the commit fails, the file goes too unless another post references it (checked under the file's lock).
+    """
+    sha256 = hashlib.sha256(delivery.image).hexdigest()
+    external_id = delivery.external_id or DEFAULT_EXTERNAL_ID_PREFIX + sha256
+    relative = store.relative_path(sha256, decoded.format)
+    width, height = decoded.image.size
+    with store.locked(sha256):
+        store.put(relative, delivery.image)
+        post = Post(external_id=external_id, image_sha256=sha256, image_path=relative, image_format=decoded.format,
+                    width=width, height=height, caption=delivery.caption, author=delivery.author,
+                    status=PostStatus.RECEIVED, attempts=0)
+        session.add(post)
+        try:
+            session.commit()
+            return post, False
+        except IntegrityError:
+            # external_id is the only unique column we fill: a redelivery, possibly racing its twin.
+            session.rollback()
+            existing = session.scalars(select(Post).where(Post.external_id == external_id)).one()
+            _remove_unreferenced(session, store, sha256, relative)
+            session.commit()  # ends the read transaction
+            return existing, True
+        except SQLAlchemyError:
+            session.rollback()
+            try:
+                _remove_unreferenced(session, store, sha256, relative)
+            except SQLAlchemyError:
+                current_app.logger.warning("database down: kept %s, cannot tell whether a post uses it", relative)
+            raise
+
+
+def _remove_unreferenced(session: Session, store: MediaStore, sha256: str, relative: str) -> None:
+    if not session.scalar(select(exists().where(Post.image_sha256 == sha256))):
+        store.remove(relative)
+
+
+def _enqueue(post_id: int) -> None:
+    # This app's Celery (not whichever was created last): tests build several apps in one process.
+    task = current_app.extensions["celery"].tasks[suggest_hashtags.name]
+    try:
+        task.delay(post_id)
+    except Exception:  # any broker fault: kombu raises several kinds; the committed post must still be answered 202
+        current_app.logger.exception("post %s is stored but not enqueued; the periodic sweep will enqueue it", post_id)
+
+
+def _parse(body: bytes) -> Delivery:
+    if request.mimetype == "multipart/form-data":
+        return _parse_multipart()
+    if request.is_json:
+        return _parse_json(body)
+    abort(415, "send multipart/form-data (field image + form fields) or application/json (base64 image)")
+
+
+def _parse_multipart() -> Delivery:
+    upload = request.files.get("image")
+    if upload is None:
+        abort(400, "missing file field 'image'")
+    form = request.form
+    return Delivery(
+        image=upload.read(),
+        external_id=_text_field("external_id", form.get("external_id"), EXTERNAL_ID_MAX),
+        caption=_text_field("caption", form.get("caption"), None),
+        author=_text_field("author", form.get("author"), AUTHOR_MAX),
+    )
+
+
+def _parse_json(body: bytes) -> Delivery:
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        abort(400, f"malformed JSON: {exc}")
+    if not isinstance(doc, dict):
+        abort(400, "the JSON body must be an object")
+    encoded = doc.get("image")
+    if not isinstance(encoded, str):
+        abort(400, "missing 'image': a base64 string (a data: URL is accepted too)")
+    external_id = doc.get("external_id")
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)  # numeric media ids, as some senders write them
+    return Delivery(
+        image=_decode_base64(encoded),
+        external_id=_text_field("external_id", external_id, EXTERNAL_ID_MAX),
+        caption=_text_field("caption", doc.get("caption"), None),
+        author=_text_field("author", doc.get("author"), AUTHOR_MAX),
+    )
+
+
+def _decode_base64(encoded: str) -> bytes:
+    if encoded.startswith(DATA_URL_PREFIX):
+        header, _, encoded = encoded.partition(",")
+        if not header.endswith(BASE64_MARKER):
+            abort(400, "a data: URL image must be base64-encoded (data:image/jpeg;base64,...)")
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII characters
+        abort(400, f"'image' is not valid base64 (standard alphabet, padded, no line breaks): {exc}")
+
+
+def _text_field(name: str, value: object, max_length: int | None) -> str | None:
+    """An optional text field: absent or empty is None; anything else must be a string that fits its column."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        abort(400, f"'{name}' must be a string")
+    if "\x00" in value:
+        abort(400, f"'{name}' contains a NUL character")
+    if max_length is not None and len(value) > max_length:
+        abort(400, f"'{name}' is longer than {max_length} characters")
+    return value

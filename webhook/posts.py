@@ -1,0 +1,80 @@
+"""Read side of the webhook: a post's status and results, and its stored photo."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, Response, abort, current_app, jsonify, send_from_directory, url_for
+from sqlalchemy.orm import selectinload
+
+from db.schema import Hashtag, Post, Story
+from webhook.database import db
+
+MIMETYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+IMAGE_MAX_AGE = 24 * 60 * 60  # seconds; a post's photo never changes
+
+bp = Blueprint("posts", __name__, url_prefix="/posts")
+
+
+@bp.get("/<int:post_id>")
+def get_post(post_id: int) -> Response:
+    post = db.session.get(Post, post_id, options=[selectinload(Post.hashtags), selectinload(Post.story)])
+    if post is None:
+        abort(404, f"no post with id {post_id}")
+    return jsonify(post_json(post))
+
+
+@bp.get("/<int:post_id>/image")
+def get_image(post_id: int) -> Response:
+    post = db.session.get(Post, post_id)
+    if post is None:
+        abort(404, f"no post with id {post_id}")
+    media_dir = current_app.config["SETTINGS"].media_dir
+    return send_from_directory(media_dir, post.image_path, mimetype=MIMETYPES[post.image_format], max_age=IMAGE_MAX_AGE)
+
+
+def post_json(post: Post) -> dict:
+    return {
+        "id": post.id,
+        "external_id": post.external_id,
+        "status": post.status.value,
+        "error": post.error,
+        "attempts": post.attempts,
+        "caption": post.caption,
+        "author": post.author,
+        "created_at": _iso(post.created_at),
+        "updated_at": _iso(post.updated_at),
+        "image_url": url_for("posts.get_image", post_id=post.id),
+        "hashtags": [_hashtag_json(tag) for tag in post.hashtags],
+        "story": None if post.story is None else _story_json(post.story),
+    }
+
+
+def _hashtag_json(tag: Hashtag) -> dict:
+    return {
+        "rank": tag.rank,
+        "text": tag.text,
+        "score": tag.score,
+        "attention": tag.attention,
+        "attention_shape": tag.attention_shape,
+        "model_name": tag.model_name,
+        "model_version": tag.model_version,
+    }
+
+
+def _story_json(story: Story) -> dict:
+    return {
+        "text": story.text,
+        "seed_hashtag": story.seed_hashtag,
+        "temperature": story.temperature,
+        "top_k": story.top_k,
+        "length": story.length,
+        "model_name": story.model_name,
+        "model_version": story.model_version,
+    }
+
+
+def _iso(moment: datetime) -> str:
+    # SQLite hands back naive datetimes; every timestamp we write is UTC.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.isoformat()
