@@ -19,10 +19,16 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,  # ...and redelivered if the worker process died mid-task
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
+        beat_schedule={
+            "sweep-stuck-posts": {"task": "worker.tasks.sweep_stuck_posts", "schedule": settings.sweep_interval},
+        },
     )
     app.conf.hashtale_settings = settings
     app.set_default()
     return app
+
+
+celery = make_celery(Settings.from_env())  # what `celery -A worker.celery_app:celery` and `hashtale worker` run
 
 
 def celery_init_app(flask_app) -> Celery:

@@ -1,0 +1,73 @@
+"""The pure steps of the pipeline: a post's inputs and an inference backend in, the rows to write out.
+
+No session and no broker here: the tasks in worker/tasks.py read the inputs in one short transaction,
+call these functions outside any transaction, and write what they return in another.
+"""
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+from db.schema import Hashtag, Story
+from inference import InferenceBackend, StoryRequest
+from settings import Settings
+
+SEED_MASK = 0x7FFFFFFF  # keeps a seed within a signed 32-bit INTEGER column
+
+
+class NothingToSeed(ValueError):
+    """The tagger returned no hashtag, so there is nothing to seed the story with."""
+
+
+def story_seed(post_id: int) -> int:
+    """The story's sampling seed: a function of the post id only, so a rerun writes the same story."""
+    return zlib.crc32(f"hashtale-story-{post_id}".encode()) & SEED_MASK
+
+
+def read_image(settings: Settings, image_path: str) -> bytes:
+    """The stored upload (image_path is relative to settings.media_dir)."""
+    return (Path(settings.media_dir) / image_path).read_bytes()
+
+
+def hashtag_rows(post_id: int, image: bytes, backend: InferenceBackend, k: int) -> list[Hashtag]:
+    """Ranked hashtags for one image, as rows (rank 1 = best)."""
+    result = backend.suggest_hashtags(image, k)
+    return [
+        Hashtag(
+            post_id=post_id,
+            rank=rank,
+            text=tag.text,
+            score=float(tag.score),
+            attention=[float(a) for a in tag.attention],
+            attention_shape=list(tag.attention_shape),
+            model_name=result.model_name,
+            model_version=result.model_version,
+        )
+        for rank, tag in enumerate(result.hashtags, start=1)
+    ]
+
+
+def story_row(post_id: int, seed_hashtag: str | None, backend: InferenceBackend, settings: Settings,
+              random_seed: int | None = None) -> Story:
+    """A story seeded with the post's top hashtag, sampled with the post's own seed (unless given one)."""
+    if not seed_hashtag:
+        raise NothingToSeed(f"post {post_id} has no hashtag to seed its story")
+    request = StoryRequest(
+        seed_text=seed_hashtag,
+        length=settings.story_length,
+        temperature=settings.story_temperature,
+        top_k=settings.story_top_k,
+        random_seed=story_seed(post_id) if random_seed is None else random_seed,
+    )
+    result = backend.write_story(request)
+    return Story(
+        post_id=post_id,
+        seed_hashtag=seed_hashtag,
+        text=result.text,
+        length=request.length,
+        temperature=request.temperature,
+        top_k=request.top_k,
+        random_seed=request.random_seed,
+        model_name=result.model_name,
+        model_version=result.model_version,
+    )
