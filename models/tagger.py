@@ -1,0 +1,143 @@
+"""The service's hashtagger: encoder + decoder + vocabulary from one self-describing checkpoint.
+
+`Tagger.load()` reads the shipped `models/checkpoints/hashtagger.pt`; without it the real architecture
+runs with the ImageNet encoder and an untrained (seeded, deterministic) decoder, `trained=False`.
+The same facade loads the baselines (Show-and-Tell, multi-label), so evaluation scores all models
+through one code path.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.beam import beam_search, first_step, ranked_tags
+from models.checkpoint import file_version, load_checkpoint
+from models.encoder import DEFAULT_BACKBONE, BACKBONES, Encoder, EncoderConfig
+from models.hashtagger import SATConfig, SATHashtagger
+from models.multilabel import MultiLabelClassifier, MultiLabelConfig
+from models.show_and_tell import ShowAndTell, ShowTellConfig
+from models.vocab import SPECIALS, Vocab
+
+CHECKPOINT_KIND = "hashtagger"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "hashtagger.pt"
+# arch -> (module class, config class, short name used in model names)
+ARCHS = {
+    "sat": (SATHashtagger, SATConfig, "sat"),
+    "show-and-tell": (ShowAndTell, ShowTellConfig, "show-and-tell"),
+    "multilabel": (MultiLabelClassifier, MultiLabelConfig, "multilabel"),
+}
+DEFAULT_BEAM_WIDTH = 5
+DEFAULT_MAX_TAGS = 5  # longest hashtag sequence a decode may emit
+UNTRAINED_SEED = 0  # the untrained fallback's decoder is the same in every process
+# The untrained fallback needs some vocabulary: the most frequent HARRISON hashtags.
+UNTRAINED_TAGS = ("love", "friend", "beach", "family", "sea", "food", "sky", "dog", "cat", "flower",
+                  "travel", "summer", "nature", "sunset", "coffee", "city", "car", "baby", "cake", "tree")
+
+
+@dataclass(frozen=True)
+class TagPrediction:
+    text: str
+    score: float  # model probability of the tag at its step, 0..1
+    attention: np.ndarray | None  # (rows, cols) float32 summing to 1; None for models without attention
+
+
+@dataclass(frozen=True)
+class Decoded:
+    tags: list[TagPrediction]  # k distinct tags, ranked
+    sequence: list[str]  # the single best hashtag sequence (what BLEU/ROUGE score)
+
+
+def model_name(arch: str, backbone: str) -> str:
+    return f"{ARCHS[arch][2]}-{backbone.replace('efficientnet-lite', 'effnetlite').replace('-', '')}"
+
+
+def build_model(arch: str, config: dict) -> torch.nn.Module:
+    cls, config_cls, _ = ARCHS[arch]
+    return cls(config_cls(**config))
+
+
+class Tagger:
+    def __init__(self, encoder: Encoder, decoder: torch.nn.Module, vocab: Vocab, arch: str, *, name: str,
+                 version: str, trained: bool, beam_width: int = DEFAULT_BEAM_WIDTH, max_tags: int = DEFAULT_MAX_TAGS,
+                 device: str = "cpu"):
+        self.encoder = encoder.to(device).eval()
+        self.decoder = decoder.to(device).eval()
+        self.vocab, self.arch = vocab, arch
+        self.name, self.version, self.trained = name, version, trained
+        self.attention_shape: tuple[int, int] = tuple(encoder.attention_shape)
+        self.beam_width, self.max_tags, self.device = beam_width, max_tags, device
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "cpu") -> "Tagger":
+        if path is None and not DEFAULT_CHECKPOINT.exists():
+            return cls.untrained(device=device)
+        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        ckpt = load_checkpoint(path, kind=CHECKPOINT_KIND)
+        args = ckpt["model_args"]
+        encoder = Encoder(EncoderConfig(**args["encoder"]))
+        if ckpt["extra"].get("encoder_state"):  # fine-tuned encoder blocks travel with the checkpoint
+            encoder.load_state_dict({k: v.float() for k, v in ckpt["extra"]["encoder_state"].items()})
+        decoder = build_model(args["arch"], args["config"])
+        decoder.load_state_dict(ckpt["model"])
+        return cls(encoder, decoder, Vocab(ckpt["vocab"]), args["arch"], name=model_name(args["arch"], encoder.config.backbone),
+                   version=file_version(path), trained=True, beam_width=args.get("beam_width", DEFAULT_BEAM_WIDTH),
+                   max_tags=args.get("max_tags", DEFAULT_MAX_TAGS), device=device)
+
+    @classmethod
+    def untrained(cls, device: str = "cpu") -> "Tagger":
+        vocab = Vocab(list(SPECIALS) + list(UNTRAINED_TAGS))
+        encoder = Encoder(EncoderConfig(backbone=DEFAULT_BACKBONE))
+        dim, rows, cols = BACKBONES[DEFAULT_BACKBONE]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(UNTRAINED_SEED)
+            decoder = SATHashtagger(SATConfig(vocab_size=len(vocab), feature_dim=dim, num_locations=rows * cols))
+        return cls(encoder, decoder, vocab, "sat", name=model_name("sat", DEFAULT_BACKBONE), version="untrained",
+                   trained=False, device=device)
+
+    @torch.no_grad()
+    def suggest(self, images: torch.Tensor, k: int = 5) -> list[list[TagPrediction]]:
+        """images (B, 3, 224, 224) from models.image.preprocess -> per image k ranked distinct tags."""
+        return [d.tags for d in self.decode(self.encode(images), k)]
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(images.to(self.device))  # (B, L, D)
+
+    @torch.no_grad()
+    def decode(self, feats: torch.Tensor, k: int = 5) -> list[Decoded]:
+        """Annotation vectors (B, L, D) -> ranked tags and best sequence per image."""
+        feats = feats.to(self.device).float()
+        k = max(0, min(k, len(self.vocab) - len(SPECIALS)))
+        if self.arch == "multilabel":
+            return self._decode_multilabel(feats, k)
+        hyps = beam_search(self.decoder, feats, beam_width=max(self.beam_width, k), max_len=self.max_tags)
+        first_probs, first_alpha = first_step(self.decoder, feats)
+        out = []
+        for b, image_hyps in enumerate(hyps):
+            ranked = ranked_tags(image_hyps, k, first_probs[b], None if first_alpha is None else first_alpha[b])
+            out.append(Decoded(tags=[self._prediction(r.token, r.score, r.attention) for r in ranked],
+                               sequence=self.vocab.decode(image_hyps[0].tokens) if image_hyps else []))
+        return out
+
+    def _decode_multilabel(self, feats: torch.Tensor, k: int) -> list[Decoded]:
+        logits, _ = self.decoder(feats)  # (B, V)
+        probs = torch.sigmoid(logits)  # (B, V), specials are 0
+        out = []
+        for row in probs:
+            top = torch.argsort(row, descending=True, stable=True)[:k].tolist()
+            tags = [self._prediction(t, float(row[t]), None) for t in top]
+            # the classifier's "sequence": every tag it believes in (p >= 0.5), at least its best one
+            sequence = ([t.text for t in tags if t.score >= 0.5] or [tags[0].text]) if tags else []
+            out.append(Decoded(tags=tags, sequence=sequence))
+        return out
+
+    def _prediction(self, token: int, score: float, attention: np.ndarray | None) -> TagPrediction:
+        grid = None if attention is None else attention.reshape(self.attention_shape).astype(np.float32)
+        return TagPrediction(text=self.vocab.tokens[token], score=float(score), attention=grid)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "version": self.version, "trained": self.trained, "arch": self.arch,
+                "encoder": asdict(self.encoder.config), "attention_shape": list(self.attention_shape)}

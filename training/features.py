@@ -1,0 +1,114 @@
+"""Encoder features computed once and cached, so decoders train fast on a CPU.
+
+A store is a folder per backbone (`var/features/<backbone>/`) of shards: `<name>.npy` holds float16
+features (N, L, D) and `<name>.txt` the N resolved image paths. Lookup is by image path, so any
+HARRISON-format folder over the same images (a held-out split, an admin export) reuses the cache and
+only new images are encoded.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from models.encoder import BACKBONES, DEFAULT_BACKBONE, Encoder, EncoderConfig
+from models.image import to_tensor
+from settings import PROJECT_ROOT
+from training.harrison import read_split
+
+DEFAULT_STORE = PROJECT_ROOT / "var" / "features"
+BATCH_SIZE = 32
+SHARD_ROWS = 4096  # images per shard file, bounds what a crash can cost
+
+
+class _Images(Dataset):
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        with Image.open(self.paths[i]) as img:
+            return to_tensor(img.convert("RGB"))  # (3, 224, 224)
+
+
+class FeatureStore:
+    def __init__(self, root: str | Path = DEFAULT_STORE, backbone: str = DEFAULT_BACKBONE):
+        self.dir = Path(root) / backbone
+        self.backbone = backbone
+        self._rows: dict[str, tuple[Path, int]] = {}
+        self._arrays: dict[Path, np.ndarray] = {}
+        for txt in sorted(self.dir.glob("*.txt")):
+            npy = txt.with_suffix(".npy")
+            if npy.exists():
+                for row, path in enumerate(txt.read_text().splitlines()):
+                    self._rows[path] = (npy, row)
+
+    def missing(self, paths: list[Path]) -> list[Path]:
+        return [p for p in dict.fromkeys(paths) if str(p) not in self._rows]
+
+    def extract(self, paths: list[Path], encoder: Encoder | None = None, workers: int = 1) -> int:
+        """Encode the images not cached yet; returns how many were encoded."""
+        todo = self.missing(paths)
+        if not todo:
+            return 0
+        encoder = (encoder or Encoder(EncoderConfig(backbone=self.backbone))).eval()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=len(todo), desc=f"encoding ({self.backbone})", unit="img")
+        for start in range(0, len(todo), SHARD_ROWS):
+            chunk = todo[start:start + SHARD_ROWS]
+            loader = DataLoader(_Images(chunk), batch_size=BATCH_SIZE, num_workers=workers)
+            parts = []
+            with torch.inference_mode():
+                for images in loader:
+                    parts.append(encoder(images).half().numpy())  # (B, L, D)
+                    bar.update(len(images))
+            name = hashlib.sha256("\n".join(map(str, chunk)).encode()).hexdigest()[:16]
+            npy, txt = self.dir / f"{name}.npy", self.dir / f"{name}.txt"
+            np.save(npy, np.concatenate(parts))
+            txt.write_text("".join(f"{p}\n" for p in chunk))  # written last: a shard counts once complete
+            for row, p in enumerate(chunk):
+                self._rows[str(p)] = (npy, row)
+        bar.close()
+        return len(todo)
+
+    def load(self, paths: list[Path]) -> torch.Tensor:
+        """(N, L, D) float16 features of `paths`, in order. Every path must be cached."""
+        missing = self.missing(paths)
+        if missing:
+            raise KeyError(f"{len(missing)} images have no cached features (first: {missing[0]}); run extract first")
+        first = self._array(self._rows[str(paths[0])][0])
+        out = np.empty((len(paths), *first.shape[1:]), dtype=np.float16)
+        for i, p in enumerate(paths):
+            npy, row = self._rows[str(p)]
+            out[i] = self._array(npy)[row]
+        return torch.from_numpy(out)
+
+    def _array(self, npy: Path) -> np.ndarray:
+        if npy not in self._arrays:
+            self._arrays[npy] = np.load(npy, mmap_mode="r")
+        return self._arrays[npy]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="HARRISON-format folder (data_list.txt + tag_list.txt)")
+    parser.add_argument("--store", default=str(DEFAULT_STORE), help="feature cache root (default var/features)")
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=sorted(BACKBONES))
+    parser.add_argument("--weights", default=None, help="local weights file for a torchvision backbone")
+    parser.add_argument("--workers", type=int, default=1, help="image-decoding worker processes")
+
+
+def run(args: argparse.Namespace) -> int:
+    store = FeatureStore(args.store, args.backbone)
+    paths = [e.image for e in read_split(args.data)]
+    encoder = Encoder(EncoderConfig(backbone=args.backbone, weights=args.weights))
+    done = store.extract(paths, encoder, workers=args.workers)
+    print(f"{done} images encoded, {len(paths) - done} already cached, store {store.dir}")
+    return 0
