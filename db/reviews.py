@@ -18,6 +18,7 @@ from db.schema import Base, Post, _enum, utcnow
 USERNAME_MAX = 64  # characters
 PASSWORD_HASH_MAX = 256  # werkzeug's scrypt hashes are ~160 characters
 HASHTAG_TEXT_MAX = 128  # same as db.schema.Hashtag.text
+MODEL_LABEL_MAX = 130  # "name:version", each at most 64 as in db.schema
 
 
 class ReviewState(str, enum.Enum):
@@ -65,6 +66,9 @@ class Review(Base):
     story_meaningful: Mapped[bool | None] = mapped_column(Boolean)  # Q2; NULL when the post has no story
     story_closeness: Mapped[Closeness | None] = mapped_column(_enum(Closeness, "story_closeness"))  # Q3; NULL: no story
     note: Mapped[str | None] = mapped_column(Text)
+    # "name:version" of the models whose output was judged, so reports stay per model after a post is re-run.
+    hashtag_model: Mapped[str | None] = mapped_column(String(MODEL_LABEL_MAX))
+    story_model: Mapped[str | None] = mapped_column(String(MODEL_LABEL_MAX))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
     post: Mapped[Post] = relationship()

@@ -34,10 +34,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_error_handler(HTTPException, _json_error)
     app.register_error_handler(OperationalError, _database_unavailable)
 
-    from webhook import ingest, posts
+    from webhook import admin, ingest, posts
 
     app.register_blueprint(ingest.bp)
     app.register_blueprint(posts.bp)
+    app.register_blueprint(admin.bp)
 
     celery_init_app(app)
     return app

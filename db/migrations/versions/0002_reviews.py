@@ -41,6 +41,8 @@ def upgrade() -> None:
         sa.Column("story_meaningful", sa.Boolean(), nullable=True),
         sa.Column("story_closeness", _enum(CLOSENESS, "story_closeness"), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("hashtag_model", sa.String(130), nullable=True),
+        sa.Column("story_model", sa.String(130), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("post_id", "reviewer_id", "revision"),
     )

@@ -1,0 +1,65 @@
+"""Log-in, log-out, and the guard every admin request passes: session first, then CSRF."""
+from __future__ import annotations
+
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import validate_csrf
+from wtforms.validators import ValidationError
+
+from db.reviews import Admin
+from review.admins import authenticate
+from webhook.admin import bp
+from webhook.admin.forms import LoginForm
+from webhook.database import db
+
+PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_KEY = "admin_id"
+
+
+@bp.before_request
+def require_login_and_csrf():
+    admin_id = session.get(SESSION_KEY)
+    g.admin = db.session.get(Admin, admin_id) if admin_id is not None else None
+    if g.admin is None and request.endpoint not in PUBLIC_ENDPOINTS:
+        if request.method in SAFE_METHODS:
+            return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+        abort(401, description="log in first: /admin/login")
+    if request.method not in SAFE_METHODS:
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except ValidationError as exc:
+            abort(400, description=f"refused: {exc.args[0] if exc.args else 'bad CSRF token'}")
+    return None
+
+
+@bp.context_processor
+def inject_admin():
+    return {"admin": g.get("admin")}
+
+
+def _safe_next(target: str | None) -> str:
+    # Only paths inside the admin pages: never an open redirect to another site.
+    if target and target.startswith(bp.url_prefix + "/") and not target.startswith("//"):
+        return target
+    return url_for("admin.queue")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        admin = authenticate(db.session, form.username.data, form.password.data)
+        if admin is not None:
+            session.clear()  # a fresh session: nothing from before the log-in survives
+            session[SESSION_KEY] = admin.id
+            session.permanent = True
+            return redirect(_safe_next(request.args.get("next")))
+        flash("Wrong username or password.", "error")
+        return render_template("admin/login.html", form=form), 401
+    return render_template("admin/login.html", form=form)
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("admin.login"))

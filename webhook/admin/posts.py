@@ -1,0 +1,146 @@
+"""A post page (photo, hashtags with scores and heat maps, story, review history) and the review form."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import abort, current_app, flash, g, redirect, render_template, url_for
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
+from db.schema import Post
+from models.image import InvalidImage, decode_image
+from review.history import (
+    InvalidTag, NotYourReview, ReviewAnswers, ReviewConflict, current_states, parse_tags, reviews_of_post,
+    submit_review,
+)
+from webhook.admin import bp
+from webhook.admin.forms import LogoutForm, ReviewForm
+from webhook.admin.heatmap import render_heatmap
+from webhook.database import db
+
+PRIVATE_CACHE = "private, max-age=3600"  # seconds; a hashtag's attention never changes
+
+
+def _load_post(post_id: int) -> Post:
+    post = db.session.scalar(
+        select(Post).where(Post.id == post_id).options(selectinload(Post.hashtags), selectinload(Post.story))
+    )
+    if post is None:
+        abort(404, description=f"no post {post_id}")
+    return post
+
+
+def _next_unreviewed(post: Post) -> int | None:
+    """The next post down the queue (newest first) that nobody has reviewed yet."""
+    reviewed = select(ReviewStateChange.post_id)
+    return db.session.scalar(
+        select(Post.id)
+        .where(Post.id.not_in(reviewed), (Post.created_at < post.created_at)
+               | ((Post.created_at == post.created_at) & (Post.id < post.id)))
+        .order_by(Post.created_at.desc(), Post.id.desc())
+        .limit(1)
+    )
+
+
+def _form_for(post: Post, mine: Review | None) -> ReviewForm:
+    """The form prefilled with the reviewer's current review, or with the model's suggestions."""
+    form = ReviewForm()
+    form.relevant.choices = [(h.rank, h.text) for h in post.hashtags]
+    if mine is None:
+        form.tags.data = " ".join(h.text for h in post.hashtags)
+        return form
+    form.relevant.data = [v.rank for v in mine.verdicts if v.relevant]
+    form.tags.data = " ".join(mine.corrected_tags())
+    form.hashtag_relevant.data = "yes" if mine.hashtag_relevant else "no"
+    if mine.story_meaningful is not None:
+        form.story_meaningful.data = "yes" if mine.story_meaningful else "no"
+    if mine.story_closeness is not None:
+        form.story_closeness.data = mine.story_closeness.value
+    form.note.data = mine.note or ""
+    form.base_review_id.data = str(mine.id)
+    return form
+
+
+def _render(post: Post, form: ReviewForm, status: int = 200):
+    history = reviews_of_post(db.session, post.id)
+    return render_template(
+        "admin/post.html", post=post, form=form, history=history,
+        state=current_states(db.session, [post.id])[post.id], next_id=_next_unreviewed(post),
+        logout_form=LogoutForm(),
+    ), status
+
+
+@bp.get("/posts/<int:post_id>")
+def post_page(post_id: int):
+    post = _load_post(post_id)
+    mine = db.session.scalars(
+        select(Review).where(Review.post_id == post.id, Review.reviewer_id == g.admin.id)
+        .order_by(Review.revision.desc()).limit(1)
+    ).first()
+    return _render(post, _form_for(post, mine))
+
+
+def _answers(post: Post, form: ReviewForm) -> ReviewAnswers:
+    """Validated form -> answers; raises ValueError with a message for the reviewer."""
+    if post.story is not None and (form.story_meaningful.data is None or form.story_closeness.data is None):
+        raise ValueError("answer both questions about the story")
+    decision = ReviewState.APPROVED if form.approve.data else ReviewState.REJECTED if form.reject.data else None
+    return ReviewAnswers(
+        hashtag_relevant=form.hashtag_relevant.data == "yes",
+        story_meaningful=form.story_meaningful.data == "yes" if form.story_meaningful.data else None,
+        story_closeness=Closeness(form.story_closeness.data) if form.story_closeness.data else None,
+        relevant_ranks=frozenset(form.relevant.data or ()),
+        tags=parse_tags(form.tags.data or ""),
+        note=(form.note.data or "").strip() or None,
+        decision=decision,
+    )
+
+
+@bp.post("/posts/<int:post_id>/review")
+def submit(post_id: int):
+    post = _load_post(post_id)
+    form = ReviewForm()
+    form.relevant.choices = [(h.rank, h.text) for h in post.hashtags]
+    base = form.base_review_id.data
+    if base and not base.isdigit():
+        abort(400, description="bad base_review_id")
+    try:
+        if not form.validate():
+            raise ValueError("; ".join(f"{form[name].label.text} {' '.join(errs)}" for name, errs in form.errors.items()))
+        answers = _answers(post, form)
+    except (ValueError, InvalidTag) as exc:
+        flash(str(exc), "error")
+        return _render(post, form, 400)
+    try:
+        review = submit_review(db.session, post, g.admin, answers, int(base) if base else None)
+        db.session.commit()
+    except NotYourReview as exc:
+        db.session.rollback()
+        abort(403, description=str(exc))
+    except (ReviewConflict, IntegrityError) as exc:
+        db.session.rollback()
+        abort(409, description=str(exc) if isinstance(exc, ReviewConflict) else "a concurrent save won; reload")
+    flash(f"Saved review revision {review.revision} of post {post.id}.", "ok")
+    return redirect(url_for("admin.post_page", post_id=post.id))
+
+
+def _media_dir() -> Path:
+    return Path(current_app.config["SETTINGS"].media_dir)
+
+
+@bp.get("/posts/<int:post_id>/heatmaps/<int:rank>.png")
+def heatmap(post_id: int, rank: int):
+    post = _load_post(post_id)
+    hashtag = next((h for h in post.hashtags if h.rank == rank), None)
+    if hashtag is None or not hashtag.attention:
+        abort(404, description=f"post {post_id} has no attention map for rank {rank}")
+    settings = current_app.config["SETTINGS"]
+    try:
+        data = (_media_dir() / post.image_path).read_bytes()
+        image = decode_image(data, settings.max_image_pixels, settings.max_image_side).image
+    except (OSError, InvalidImage) as exc:
+        abort(404, description=f"photo of post {post_id} unreadable: {exc}")
+    png = render_heatmap(image, hashtag.attention, tuple(hashtag.attention_shape))
+    return png, 200, {"Content-Type": "image/png", "Cache-Control": PRIVATE_CACHE}

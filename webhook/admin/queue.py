@@ -1,0 +1,115 @@
+"""The queue: posts newest first, filtered by status, review state, hashtag and date, one page at a time."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from flask import abort, render_template, request
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from db.reviews import ReviewState
+from db.schema import Hashtag, Post, PostStatus
+from review.history import newest_state_changes, normalize_tag
+from webhook.admin import bp
+from webhook.admin.forms import LogoutForm
+from webhook.database import db
+
+PAGE_SIZE = 50  # posts per page
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    status: PostStatus | None = None
+    review: ReviewState | None = None
+    tag: str | None = None
+    since: date | None = None  # inclusive, UTC
+    until: date | None = None  # inclusive, UTC
+
+    @classmethod
+    def from_args(cls, args) -> "QueueFilters":
+        """Query-string values -> filters; raises ValueError with a message for the 400 page."""
+        def parse(key, convert):
+            raw = args.get(key, "").strip()
+            if not raw:
+                return None
+            try:
+                return convert(raw)
+            except ValueError as exc:
+                raise ValueError(f"bad {key}: {raw!r}") from exc
+
+        return cls(
+            status=parse("status", PostStatus),
+            review=parse("review", ReviewState),
+            tag=parse("tag", normalize_tag),
+            since=parse("since", date.fromisoformat),
+            until=parse("until", date.fromisoformat),
+        )
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    created_at: datetime
+    status: PostStatus
+    review: ReviewState
+    author: str | None
+    caption: str | None
+    hashtags: list[tuple[str, float]]  # (text, score), best first
+
+
+def _start_of(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+def list_posts(session: Session, filters: QueueFilters, page: int) -> tuple[list[QueueRow], int]:
+    """One page of the queue (1-based) and the number of posts matching the filters."""
+    states = newest_state_changes().subquery()
+    query = select(Post.id, Post.created_at, Post.status, Post.author, Post.caption, states.c.state).outerjoin(
+        states, states.c.post_id == Post.id
+    )
+    if filters.status is not None:
+        query = query.where(Post.status == filters.status)
+    if filters.review is ReviewState.UNREVIEWED:
+        query = query.where(states.c.state.is_(None))
+    elif filters.review is not None:
+        query = query.where(states.c.state == filters.review)
+    if filters.tag is not None:
+        query = query.where(exists().where(Hashtag.post_id == Post.id, Hashtag.text == filters.tag))
+    if filters.since is not None:
+        query = query.where(Post.created_at >= _start_of(filters.since))
+    if filters.until is not None:
+        query = query.where(Post.created_at < _start_of(filters.until + timedelta(days=1)))
+
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.execute(
+        query.order_by(Post.created_at.desc(), Post.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    tags: dict[int, list[tuple[str, float]]] = {row.id: [] for row in rows}
+    for post_id, text, score in session.execute(
+        select(Hashtag.post_id, Hashtag.text, Hashtag.score).where(Hashtag.post_id.in_(tags)).order_by(Hashtag.rank)
+    ):
+        tags[post_id].append((text, score))
+    return [
+        QueueRow(row.id, row.created_at, row.status, row.state or ReviewState.UNREVIEWED, row.author, row.caption,
+                 tags[row.id])
+        for row in rows
+    ], total
+
+
+@bp.get("/")
+def queue():
+    try:
+        filters = QueueFilters.from_args(request.args)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    page = request.args.get("page", 1, type=int)
+    if page < 1:
+        abort(400, description="page starts at 1")
+    rows, total = list_posts(db.session, filters, page)
+    pages = max(1, -(-total // PAGE_SIZE))
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template(
+        "admin/queue.html", rows=rows, total=total, page=page, pages=pages, filters=filters, args=args,
+        statuses=list(PostStatus), review_states=list(ReviewState), logout_form=LogoutForm(),
+    )
