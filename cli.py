@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-hashtagger": ("training.train_hashtagger", "train the attention hashtagger or a baseline (resumable)"),
     "evaluate": ("training.evaluate", "score hashtag models on a HARRISON-format split: BLEU, ROUGE-L, P@1, R@5, A@5"),
     "attention": ("training.attention_png", "draw an image with one attention heat map per suggested hashtag"),
+    "triton": ("inference.tritonserver", "run a local tritonserver (from the nvidia-pytriton wheel) on triton_repo/"),
+    "export": ("training.export", "export the models' checkpoints into triton_repo/<model>/1/ for Triton"),
     "create-admin": ("review.admins", "create an admin account for the review pages (password hashed)"),
     "report": ("review.report", "the review study's figures (relevant hashtags, story context, closeness): Markdown + PNG"),
     "export-reviews": ("review.export", "write approved, reviewer-corrected hashtags as a HARRISON-format split for training"),

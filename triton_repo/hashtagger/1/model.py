@@ -1,0 +1,89 @@
+"""Triton Python-backend model for the attention hashtagger: thin glue around models/.
+
+`execute` receives every request the dynamic batcher grouped; their images are decoded one by one (a bad
+image fails only its own request, with INVALID_ARG) and the good ones run as ONE batched forward pass per
+distinct K. One response per request, in request order.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils
+
+from models.image import InvalidImage, preprocess
+from models.tagger import Tagger
+
+# The client (inference/triton.py) maps errors by these prefixes: bad bytes -> InvalidImage, bad arguments -> ValueError.
+INVALID_IMAGE_PREFIX = "invalid image: "
+INVALID_REQUEST_PREFIX = "invalid request: "
+
+
+def device_of(args):
+    if args["model_instance_kind"] == "GPU":
+        return f"cuda:{args['model_instance_device_id']}"
+    return "cpu"
+
+
+def parameter(config, key):
+    return config["parameters"][key]["string_value"]
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        threads = int(parameter(config, "torch_threads"))
+        if threads > 0:
+            torch.set_num_threads(threads)
+        weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
+        self.device = device_of(args)
+        self.tagger = Tagger.load(weights, device=self.device)
+        self.model_version = np.array([[f"{self.tagger.name}:{self.tagger.version}".encode()]], dtype=np.object_)
+
+    def execute(self, requests):
+        responses = [None] * len(requests)
+        groups = {}  # k -> ([request index], [image tensor (3, 224, 224)])
+        for i, request in enumerate(requests):
+            image = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()  # (1, 1) bytes
+            k = pb_utils.get_input_tensor_by_name(request, "K").as_numpy()  # (1, 1)
+            if image.shape[0] != 1:
+                responses[i] = error(INVALID_REQUEST_PREFIX + f"send one image per request, not {image.shape[0]}", pb_utils.TritonError.INVALID_ARG)
+                continue
+            try:
+                x = preprocess(image[0, 0])  # (3, 224, 224)
+            except InvalidImage as exc:
+                responses[i] = error(INVALID_IMAGE_PREFIX + str(exc), pb_utils.TritonError.INVALID_ARG)
+                continue
+            indices, images = groups.setdefault(int(k[0, 0]), ([], []))
+            indices.append(i)
+            images.append(x)
+        for k, (indices, images) in groups.items():
+            if k < 1:
+                for i in indices:
+                    responses[i] = error(INVALID_REQUEST_PREFIX + f"K must be at least 1, got {k}", pb_utils.TritonError.INVALID_ARG)
+                continue
+            with torch.inference_mode():
+                batch = self.tagger.suggest(torch.stack(images).to(self.device), k)  # B lists of predictions
+            for i, predictions in zip(indices, batch):
+                responses[i] = self.response(predictions)
+        return responses
+
+    def response(self, predictions):
+        # Models without attention (the multi-label baseline) send empty (0, 0) maps.
+        has_attention = all(p.attention is not None for p in predictions)
+        rows, cols = self.tagger.attention_shape if has_attention else (0, 0)
+        tags = np.array([[p.text.encode() for p in predictions]], dtype=np.object_)  # (1, n)
+        scores = np.array([[p.score for p in predictions]], dtype=np.float32)  # (1, n)
+        attention = np.zeros((1, len(predictions), rows, cols), dtype=np.float32)  # (1, n, rows, cols)
+        for j, p in enumerate(predictions if has_attention else ()):
+            attention[0, j] = p.attention
+        return pb_utils.InferenceResponse(output_tensors=[
+            pb_utils.Tensor("HASHTAGS", tags),
+            pb_utils.Tensor("SCORES", scores),
+            pb_utils.Tensor("ATTENTION", attention),
+            pb_utils.Tensor("MODEL_VERSION", self.model_version),
+        ])
+
+
+def error(message, code):
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
