@@ -1,23 +1,89 @@
 """Helpers shared by the admin-review tests: real posts (photo file + rows) written the way the pipeline leaves them."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import re
+import shutil
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
-from sqlalchemy.orm import Session
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.security import generate_password_hash
 
+from db import make_engine, make_session_factory, migrate
+from db.reviews import Admin
 from db.schema import Hashtag, Post, PostStatus, Story
-from review.admins import create_admin
+from webhook import create_app
 
 GRID = (7, 7)  # the hashtagger's attention grid
 PASSWORD = "correct horse battery"
+TEST_HASH_ITERATIONS = 1000
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory):
+    """A migrated SQLite file and a migrated PostgreSQL template database, made once per test session."""
+    sqlite_file = tmp_path_factory.mktemp("admin-template") / "template.sqlite"
+    migrate(f"sqlite:///{sqlite_file}")
+    name = f"hashtale_admin_tpl_{uuid.uuid4().hex[:12]}"
+    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    template_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    migrate(template_url)
+    make_engine(template_url).dispose()
+    yield sqlite_file, name
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    server.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path, migrated_templates):
+    """A migrated, empty database of this test's own (so counts are exact): SQLite, or PostgreSQL."""
+    sqlite_file, template = migrated_templates
+    if request.param == "sqlite":
+        copy = tmp_path / "admin.sqlite"
+        shutil.copyfile(sqlite_file, copy)
+        yield f"sqlite:///{copy}"
+        return
+    name = f"hashtale_admin_{uuid.uuid4().hex[:12]}"
+    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with server.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with server.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    server.dispose()
+
+
+@pytest.fixture
+def sessions(database_url) -> sessionmaker[Session]:
+    engine = make_engine(database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def app(database_url, tmp_path) -> Flask:
+    return create_app({
+        "database_url": database_url,
+        "media_dir": str(tmp_path / "media"),
+        "broker_url": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",  # never used: the admin pages enqueue nothing
+        "secret_key": uuid.uuid4().hex,
+    })
 
 
 def add_post(
@@ -34,7 +100,7 @@ def add_post(
         path.write_bytes(image)
     with Image.open(path) as img:
         width, height = img.size
-    post = Post(external_id=f"post-{n}", image_sha256=sha, image_path=path.name, image_format="JPEG", width=width,
+    post = Post(external_id=f"post-{n}-{uuid.uuid4().hex[:8]}", image_sha256=sha, image_path=path.name, image_format="JPEG", width=width,
                 height=height, caption=f"caption {n}", author=f"author{n % 7}", status=status,
                 created_at=T0 + timedelta(minutes=n), updated_at=T0 + timedelta(minutes=n))
     for rank, text in enumerate(tags, start=1):
@@ -49,8 +115,18 @@ def add_post(
     return post
 
 
+@functools.cache
+def _cheap_hash() -> str:
+    # A real salted hash, with few iterations: scrypt (the default) costs ~0.4 s per log-in on this machine.
+    return generate_password_hash(PASSWORD, method=f"pbkdf2:sha256:{TEST_HASH_ITERATIONS}")
+
+
 def add_admin(session: Session, username: str) -> int:
-    return create_admin(session, username, PASSWORD).id
+    """An admin whose password is PASSWORD (`hashtale create-admin` is tested on its own)."""
+    admin = Admin(username=username, password_hash=_cheap_hash())
+    session.add(admin)
+    session.flush()
+    return admin.id
 
 
 def csrf_token(html: str) -> str:

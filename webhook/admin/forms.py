@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, RadioField, SelectMultipleField, StringField, SubmitField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -10,7 +11,7 @@ from db.reviews import USERNAME_MAX, Closeness
 
 NOTE_MAX = 4000  # characters
 TAGS_FIELD_MAX = 2000  # characters
-YES_NO = [("yes", "Yes"), ("no", "No")]
+YES_NO = [SelectChoice("yes", "Yes"), SelectChoice("no", "No")]
 
 
 class LoginForm(FlaskForm):
@@ -31,8 +32,8 @@ class ReviewForm(FlaskForm):
     tags = StringField("Hashtags for training (add or remove)", validators=[Optional(), Length(max=TAGS_FIELD_MAX)])
     hashtag_relevant = RadioField("Is the hashtag relevant to the image?", choices=YES_NO, validators=[InputRequired()])
     story_meaningful = RadioField("Does the story have a meaningful context?", choices=YES_NO, validators=[Optional()])
-    story_closeness = RadioField("How close is the story's context to the image's?",
-                                 choices=[(c.value, c.value.capitalize()) for c in Closeness], validators=[Optional()])
+    story_closeness = RadioField("How close is the story's context to the image's?", validators=[Optional()],
+                                 choices=[SelectChoice(c.value, c.value.capitalize()) for c in Closeness])
     note = TextAreaField("Note", validators=[Optional(), Length(max=NOTE_MAX)])
     base_review_id = HiddenField()
     save = SubmitField("Save review")

@@ -7,6 +7,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, url_f
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
+from wtforms.fields.choices import SelectChoice
 
 from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
 from db.schema import Post
@@ -47,7 +48,7 @@ def _next_unreviewed(post: Post) -> int | None:
 def _form_for(post: Post, mine: Review | None) -> ReviewForm:
     """The form prefilled with the reviewer's current review, or with the model's suggestions."""
     form = ReviewForm()
-    form.relevant.choices = [(h.rank, h.text) for h in post.hashtags]
+    form.relevant.choices = [SelectChoice(h.rank, h.text) for h in post.hashtags]
     if mine is None:
         form.tags.data = " ".join(h.text for h in post.hashtags)
         return form
@@ -102,7 +103,7 @@ def _answers(post: Post, form: ReviewForm) -> ReviewAnswers:
 def submit(post_id: int):
     post = _load_post(post_id)
     form = ReviewForm()
-    form.relevant.choices = [(h.rank, h.text) for h in post.hashtags]
+    form.relevant.choices = [SelectChoice(h.rank, h.text) for h in post.hashtags]
     base = form.base_review_id.data
     if base and not base.isdigit():
         abort(400, description="bad base_review_id")

@@ -1,0 +1,156 @@
+"""Admin access control: sessions, hashed passwords, CSRF, expiry, and reviewers' reviews being their own."""
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+import cli
+from db.reviews import Admin, Review, ReviewStateChange
+from tests.admin_support import (  # noqa: F401  (fixtures)
+    PASSWORD, add_admin, add_post, app, csrf_token, database_url, log_in, migrated_templates, sessions,
+)
+
+SESSION_SECONDS = 1  # the shortest idle expiry the test can wait out
+EXPIRY_WAIT = 2.5  # seconds: itsdangerous counts whole seconds, so the cookie must be 2 s old to be refused
+
+
+@pytest.fixture
+def post_id(sessions, tmp_path, coffee_jpeg) -> int:
+    with sessions.begin() as session:
+        add_admin(session, "ann")
+        add_admin(session, "bob")
+        return add_post(session, tmp_path / "media", coffee_jpeg, 1, ["coffee", "cup", "food"]).id
+
+
+def _review_form(html: str, **changes) -> dict:
+    form = {"csrf_token": csrf_token(html), "relevant": ["1"], "tags": "coffee cup", "hashtag_relevant": "yes",
+            "story_meaningful": "yes", "story_closeness": "slight", "note": "", "save": "Save review"}
+    form.update(changes)
+    return form
+
+
+def _count(sessions, model) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def test_every_admin_page_and_action_needs_a_session(app, post_id, sessions):
+    client = app.test_client()
+    for path in ("/admin/", f"/admin/posts/{post_id}", f"/admin/posts/{post_id}/heatmaps/1.png", "/admin/?page=2"):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.location.startswith("/admin/login?next=")
+    for path in (f"/admin/posts/{post_id}/review", "/admin/logout"):
+        response = client.post(path, data={"hashtag_relevant": "yes"})
+        assert response.status_code == 401, path
+    assert _count(sessions, Review) == 0
+    assert client.get("/admin/login").status_code == 200
+
+
+def test_log_in_takes_the_right_password_only_and_logs_out(app, post_id):
+    client = app.test_client()
+    token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+    wrong = client.post("/admin/login", data={"csrf_token": token, "username": "ann", "password": "wrong password"})
+    assert wrong.status_code == 401
+    unknown = client.post("/admin/login", data={"csrf_token": token, "username": "nobody", "password": PASSWORD})
+    assert unknown.status_code == 401
+    assert client.get("/admin/").status_code == 302
+
+    response = client.post(f"/admin/login?next=/admin/posts/{post_id}",
+                           data={"csrf_token": token, "username": "ann", "password": PASSWORD})
+    assert response.status_code == 302 and response.location == f"/admin/posts/{post_id}"
+    page = client.get("/admin/")
+    assert page.status_code == 200 and b"ann" in page.data
+
+    client.post("/admin/logout", data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+    assert client.get("/admin/").status_code == 302
+
+
+def test_log_in_never_redirects_off_site(app, post_id):
+    client = app.test_client()
+    token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+    response = client.post("/admin/login?next=//evil.example/admin/",
+                           data={"csrf_token": token, "username": "ann", "password": PASSWORD})
+    assert response.location == "/admin/"
+
+
+def test_forged_forms_without_a_valid_csrf_token_are_refused(app, post_id, sessions):
+    client = app.test_client()
+    # The log-in form itself needs the token.
+    refused = client.post("/admin/login", data={"username": "ann", "password": PASSWORD})
+    assert refused.status_code == 400
+    log_in(client, "ann")
+    html = client.get(f"/admin/posts/{post_id}").get_data(as_text=True)
+    for token in (None, "forged", csrf_token(html)[:-2] + "xx"):
+        form = _review_form(html, approve="Approve")
+        form.pop("csrf_token") if token is None else form.update(csrf_token=token)
+        response = client.post(f"/admin/posts/{post_id}/review", data=form)
+        assert response.status_code == 400
+        assert "csrf" in response.get_json()["message"].lower()
+    assert _count(sessions, Review) == 0 and _count(sessions, ReviewStateChange) == 0
+    # A token from another session (another browser) is no good either.
+    other = app.test_client()
+    log_in(other, "bob")
+    response = other.post(f"/admin/posts/{post_id}/review", data=_review_form(html))
+    assert response.status_code == 400
+    assert _count(sessions, Review) == 0
+    # The real form goes through.
+    assert client.post(f"/admin/posts/{post_id}/review", data=_review_form(html)).status_code == 302
+    assert _count(sessions, Review) == 1
+
+
+def test_a_reviewer_cannot_overwrite_another_reviewers_review(app, post_id, sessions):
+    ann, bob = app.test_client(), app.test_client()
+    log_in(ann, "ann")
+    log_in(bob, "bob")
+    html = ann.get(f"/admin/posts/{post_id}").get_data(as_text=True)
+    assert ann.post(f"/admin/posts/{post_id}/review", data=_review_form(html, note="ann's")).status_code == 302
+    with sessions() as session:
+        anns = session.scalars(select(Review)).one()
+
+    html = bob.get(f"/admin/posts/{post_id}").get_data(as_text=True)
+    forged = _review_form(html, base_review_id=str(anns.id), hashtag_relevant="no", note="bob's", approve="Approve")
+    response = bob.post(f"/admin/posts/{post_id}/review", data=forged)
+    assert response.status_code == 403
+    with sessions() as session:
+        assert session.scalars(select(Review)).one().note == "ann's"
+        assert session.scalar(select(func.count()).select_from(ReviewStateChange)) == 1  # ann's "reviewed" only
+
+    # Bob's own review is a separate row; ann's stays as it was.
+    assert bob.post(f"/admin/posts/{post_id}/review", data=_review_form(html, note="bob's")).status_code == 302
+    with sessions() as session:
+        reviews = session.scalars(select(Review).order_by(Review.id)).all()
+        assert [(r.reviewer.username, r.revision, r.note) for r in reviews] == [("ann", 1, "ann's"), ("bob", 1, "bob's")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sessions_expire(database_url, tmp_path, post_id):
+    from webhook import create_app
+
+    app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"),
+                      "admin_session_minutes": SESSION_SECONDS / 60})
+    client = app.test_client()
+    log_in(client, "ann")
+    assert client.get("/admin/").status_code == 200
+    time.sleep(EXPIRY_WAIT)
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_create_admin_command_stores_a_hash(database_url, sessions, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough password\n"))
+    assert cli.main(["create-admin", "carol", "--password-stdin", "--database-url", database_url]) == 0
+    assert "carol" in capsys.readouterr().out
+    with sessions() as session:
+        admin = session.scalars(select(Admin).where(Admin.username == "carol")).one()
+    assert "a long enough password" not in admin.password_hash
+    assert admin.password_hash.startswith(("scrypt:", "pbkdf2:"))
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("again password\n"))
+    assert cli.main(["create-admin", "carol", "--password-stdin", "--database-url", database_url]) == 1
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert cli.main(["create-admin", "dave", "--password-stdin", "--database-url", database_url]) == 1
+    assert "at least" in capsys.readouterr().err
