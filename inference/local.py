@@ -17,6 +17,8 @@ from settings import Settings
 
 logger = logging.getLogger(__name__)
 
+NO_ATTENTION = (0, 0)  # the attention grid's shape for models that have none
+
 
 class LocalBackend:
     def __init__(self, settings: Settings):
@@ -62,12 +64,10 @@ class LocalBackend:
         with torch.inference_mode():
             predictions = tagger.suggest(x.unsqueeze(0), k)[0]  # batch of one
         hashtags = [
-            SuggestedHashtag(
-                text=p.text,
-                score=float(p.score),
-                attention=tuple(float(a) for a in p.attention.ravel()),
-                attention_shape=tuple(tagger.attention_shape),
-            )
+            SuggestedHashtag(text=p.text, score=float(p.score), attention=(), attention_shape=NO_ATTENTION)
+            if p.attention is None  # baselines without attention
+            else SuggestedHashtag(text=p.text, score=float(p.score), attention=tuple(float(a) for a in p.attention.ravel()),
+                                  attention_shape=tuple(p.attention.shape))
             for p in predictions
         ]
         return TagResult(hashtags=hashtags, model_name=tagger.name, model_version=tagger.version)

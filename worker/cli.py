@@ -1,0 +1,30 @@
+"""`hashtale worker`: a Celery worker for the configured broker and queue (thin wrapper around
+`celery -A worker.celery_app:celery worker`), with one PyTorch thread pool sized per worker process."""
+from __future__ import annotations
+
+import os
+
+from settings import Settings
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--concurrency", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--beat", action="store_true", help="also run beat (the periodic sweep) in this worker")
+    parser.add_argument("--schedule", default=None, help="beat's schedule file (with --beat)")
+    parser.add_argument("--loglevel", default="INFO")
+
+
+def run(args) -> int:
+    if Settings.from_env().torch_threads == 0:
+        # N processes × PyTorch's default of one thread per core would oversubscribe the cores N times.
+        os.environ["TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.concurrency))
+    from worker.celery_app import celery
+
+    argv = ["worker", "--concurrency", str(args.concurrency), "--loglevel", args.loglevel,
+            "--queues", celery.conf.task_default_queue]
+    if args.beat:
+        argv.append("--beat")
+        if args.schedule:
+            argv += ["--schedule", args.schedule]
+    celery.worker_main(argv)
+    return 0
