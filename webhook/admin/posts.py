@@ -85,7 +85,7 @@ def post_page(post_id: int):
 
 def _answers(post: Post, form: ReviewForm) -> ReviewAnswers:
     """Validated form -> answers; raises ValueError with a message for the reviewer."""
-    if post.story is not None and (form.story_meaningful.data is None or form.story_closeness.data is None):
+    if post.story is not None and not (form.story_meaningful.data and form.story_closeness.data):
         raise ValueError("answer both questions about the story")
     decision = ReviewState.APPROVED if form.approve.data else ReviewState.REJECTED if form.reject.data else None
     return ReviewAnswers(
