@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from settings import PROJECT_ROOT
 
@@ -76,6 +77,27 @@ def stub_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
+
+
+def variant_repository(dest: str | Path, edit: Callable[[str, str], str], source: str | Path = REPOSITORY) -> Path:
+    """A copy of `source` whose config.pbtxt files are rewritten by `edit(model, text)` (tests and bench compare
+    configurations). model.py files are copied and weights files symlinked: the same code and the same weights."""
+    from training.export import export_stale
+
+    source, dest = Path(source), Path(dest)
+    export_stale(source)
+    for config in sorted(source.glob("*/config.pbtxt")):
+        model = config.parent.name
+        (dest / model).mkdir(parents=True)
+        (dest / model / "config.pbtxt").write_text(edit(model, config.read_text()))
+        for version in (p for p in config.parent.iterdir() if p.is_dir()):
+            (dest / model / version.name).mkdir()
+            for item in version.iterdir():
+                if item.suffix == ".py":
+                    shutil.copy2(item, dest / model / version.name / item.name)
+                elif item.is_file():
+                    (dest / model / version.name / item.name).symlink_to(item.resolve())
+    return dest
 
 
 def free_port() -> int:

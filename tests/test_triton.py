@@ -1,0 +1,167 @@
+"""Both models served by a real tritonserver (from the nvidia-pytriton wheel) on triton_repo/, called through
+the `triton` backend over HTTP and gRPC: results equal the in-process models' on the same weights file, a
+malformed image fails only its own request inside a batch, faults map to the exceptions the tasks expect.
+
+One server for the whole module (start-up imports torch in each model's stub process: tens of seconds).
+"""
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from inference import InferenceUnavailable, StoryRequest
+from inference.triton import HASHTAGGER, TritonBackend
+from inference.tritonserver import REPOSITORY, TritonServer, free_port, variant_repository
+from models.checkpoint import file_version
+from models.image import InvalidImage, preprocess
+from training.export import weights_path
+
+K = 5
+PHOTOS = 3  # real photos from the shared set, plus skimage's coffee
+SCORE_TOLERANCE = 1e-4
+STORY_LENGTH = 40  # characters: the storyteller takes one LSTM step per character
+STORY_SEEDS = (1, 2, 3)
+BATCH = 8  # concurrent requests: the first preferred batch size of the config
+TEST_QUEUE_DELAY_US = 3_000_000  # 3 s for the batcher to collect concurrent test requests
+TIMEOUT = 120.0  # seconds per call: the CPU is shared
+
+
+def patient_batcher(model: str, config: str) -> str:
+    """The shipped config with a long queue delay, so the test's concurrent requests land in one execute
+    whatever the machine's speed (the batcher still fires as soon as a preferred batch size is queued)."""
+    return re.sub(r"max_queue_delay_microseconds: \d+", f"max_queue_delay_microseconds: {TEST_QUEUE_DELAY_US}", config)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    repository = variant_repository(tmp_path_factory.mktemp("triton") / "repo", patient_batcher)
+    with TritonServer(repository) as server:
+        print(f"tritonserver ready in {server.startup_seconds:.1f} s")
+        yield server
+
+
+@pytest.fixture(scope="module", params=["http", "grpc"])
+def backend(request, server) -> TritonBackend:
+    return TritonBackend(server.url(request.param), request.param, TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def images(photo_paths, coffee_jpeg) -> list[bytes]:
+    return [p.read_bytes() for p in photo_paths[:PHOTOS]] + [coffee_jpeg]
+
+
+@pytest.fixture(scope="module")
+def tagger(server):
+    from models.tagger import Tagger
+
+    return Tagger.load(weights_path(REPOSITORY, "hashtagger"))
+
+
+@pytest.fixture(scope="module")
+def writer(server):
+    from models.writer import StoryWriter
+
+    return StoryWriter.load(weights_path(REPOSITORY, "storyteller"))
+
+
+def in_process(tagger, image: bytes):
+    return tagger.suggest(preprocess(image).unsqueeze(0), K)[0]  # (1, 3, 224, 224) -> one image's tags
+
+
+def assert_same_tags(result, expected):
+    assert [h.text for h in result.hashtags] == [p.text for p in expected]
+    for got, want in zip(result.hashtags, expected):
+        assert got.score == pytest.approx(want.score, abs=SCORE_TOLERANCE)
+        assert got.attention_shape == want.attention.shape
+        np.testing.assert_allclose(np.array(got.attention).reshape(got.attention_shape), want.attention,
+                                   atol=SCORE_TOLERANCE)
+
+
+def test_ready(backend):
+    backend.check_ready()
+
+
+def test_hashtags_equal_in_process_results(backend, tagger, images):
+    expected = [in_process(tagger, image) for image in images]
+    with ThreadPoolExecutor(len(images)) as pool:  # concurrent: batched on the server
+        results = list(pool.map(lambda image: backend.suggest_hashtags(image, K), images))
+    for result, want in zip(results, expected):
+        assert len(result.hashtags) == K
+        assert_same_tags(result, want)
+        assert (result.model_name, result.model_version) == (tagger.name, tagger.version)
+    assert tagger.version == file_version(weights_path(REPOSITORY, "hashtagger"))
+
+
+def test_stories_equal_in_process_results(backend, writer):
+    from models.writer import StorySpec
+
+    requests = [StoryRequest(seed_text="beach", length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=seed)
+                for seed in STORY_SEEDS]
+    with ThreadPoolExecutor(len(requests)) as pool:  # batched on the server; each story must not notice
+        results = list(pool.map(backend.write_story, requests))
+    for request, result in zip(requests, results):
+        (alone,) = writer.write([StorySpec(request.seed_text, request.length, request.temperature, request.top_k,
+                                           request.random_seed)])
+        assert result.text == alone
+        assert (result.model_name, result.model_version) == (writer.name, writer.version)
+    assert len({r.text for r in results}) == len(results)  # different seeds, different stories
+
+
+def batch_counts(server, model: str) -> dict[int, int]:
+    """batch size -> executions so far, from Triton's statistics endpoint."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(server.http_url)
+    try:
+        stats = client.get_inference_statistics(model)["model_stats"][0]
+    finally:
+        client.close()
+    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
+
+def test_malformed_image_fails_alone_inside_a_batch(server, tagger, images):
+    backend = TritonBackend(server.http_url, "http", TIMEOUT)
+    truncated = images[0][: len(images[0]) // 2]
+    batch = [images[i % len(images)] for i in range(BATCH - 1)] + [truncated]
+    before = batch_counts(server, HASHTAGGER)
+    with ThreadPoolExecutor(BATCH) as pool:
+        futures = [pool.submit(backend.suggest_hashtags, image, K) for image in batch]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result())
+            except InvalidImage as exc:
+                outcomes.append(exc)
+    after = batch_counts(server, HASHTAGGER)
+    executions = {size: after[size] - before.get(size, 0) for size in after if after[size] != before.get(size, 0)}
+    assert executions == {BATCH: 1}  # all BATCH requests, the bad one included, in one execute
+    assert isinstance(outcomes[-1], InvalidImage)
+    assert "truncated" in str(outcomes[-1]) or "corrupt" in str(outcomes[-1])
+    for image, result in zip(batch, outcomes[:-1]):
+        assert_same_tags(result, in_process(tagger, image))
+
+
+def test_bad_arguments_are_client_errors(backend, images):
+    with pytest.raises(ValueError, match="K must"):
+        backend.suggest_hashtags(images[0], 0)
+    with pytest.raises(ValueError, match="LENGTH must"):
+        backend.write_story(StoryRequest(seed_text="x", length=10**6, temperature=0.8, top_k=20, random_seed=0))
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_no_server_is_unavailable(protocol):
+    backend = TritonBackend(f"127.0.0.1:{free_port()}", protocol, timeout=5.0)
+    with pytest.raises(InferenceUnavailable):
+        backend.check_ready()
+    with pytest.raises(InferenceUnavailable):
+        backend.write_story(StoryRequest(seed_text="x", length=10, temperature=0.8, top_k=20, random_seed=0))
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_timeout_is_unavailable(server, images, protocol):
+    backend = TritonBackend(server.url(protocol), protocol, timeout=0.01)  # far shorter than one forward pass
+    with pytest.raises(InferenceUnavailable):
+        backend.suggest_hashtags(images[0], K)
