@@ -122,6 +122,7 @@ def test_a_stale_form_is_refused(client, post_id, sessions):
         assert session.scalar(select(func.count()).select_from(Review)) == 1
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("fields, message", [
     ({"hashtag_relevant": ""}, "is the hashtag relevant to the image"),
     ({"story_closeness": ""}, "both questions"),
