@@ -1,0 +1,51 @@
+"""The storyteller as a service: load a checkpoint (or the untrained fallback) and write batches of stories."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models.chars import CharVocab
+from models.checkpoint import file_version, load_checkpoint
+from models.sampling import StorySpec, generate
+from models.storyteller import Storyteller, StorytellerConfig
+
+CHECKPOINT_KIND = "storyteller"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "storyteller.pt"
+MODEL_NAME = "storyteller-char-lstm"
+UNTRAINED_VERSION = "untrained"
+UNTRAINED_SEED = 0  # the fallback's random weights are the same in every process (local and Triton agree)
+
+
+class StoryWriter:
+    def __init__(self, model: Storyteller, vocab: CharVocab, *, version: str, trained: bool, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.vocab = vocab
+        self.name = MODEL_NAME
+        self.version = version
+        self.trained = trained
+        self.device = device
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str = "cpu") -> "StoryWriter":
+        """`path=None`: the shipped checkpoint, or, when it is absent, the real architecture with random weights."""
+        if path is None and not SHIPPED_CHECKPOINT.exists():
+            vocab = CharVocab.printable()
+            with torch.random.fork_rng():
+                torch.manual_seed(UNTRAINED_SEED)
+                model = Storyteller(StorytellerConfig(vocab_size=len(vocab)))
+            return cls(model, vocab, version=UNTRAINED_VERSION, trained=False, device=device)
+        path = Path(path) if path is not None else SHIPPED_CHECKPOINT
+        ckpt = load_checkpoint(path, kind=CHECKPOINT_KIND)
+        model = Storyteller(StorytellerConfig(**ckpt["model_args"]))
+        model.load_state_dict(ckpt["model"])
+        return cls(model, CharVocab(ckpt["vocab"]), version=file_version(path), trained=True, device=device)
+
+    def write(self, requests: list[StorySpec]) -> list[str]:
+        """One story per request, in order; each depends only on its own spec (see models.sampling)."""
+        if self.device != "cpu":
+            raise NotImplementedError("story sampling runs on the CPU")
+        return generate(self.model, self.vocab, requests)
+
+
+__all__ = ["StorySpec", "StoryWriter"]
