@@ -1,5 +1,6 @@
 """`hashtale worker`: a Celery worker for the configured broker and queue (thin wrapper around
-`celery -A worker.celery_app:celery worker`), with one PyTorch thread pool sized per worker process."""
+`celery -A worker.celery_app:celery worker`). By default one process per core, each with one PyTorch thread:
+posts are independent, so processes scale better than threads inside one forward pass."""
 from __future__ import annotations
 
 import os
@@ -8,7 +9,8 @@ from settings import Settings
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--concurrency", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: one per core)")
     parser.add_argument("--beat", action="store_true", help="also run beat (the periodic sweep) in this worker")
     parser.add_argument("--schedule", default=None, help="beat's schedule file (with --beat)")
     parser.add_argument("--loglevel", default="INFO")
@@ -16,7 +18,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if Settings.from_env().torch_threads == 0:
-        # N processes × PyTorch's default of one thread per core would oversubscribe the cores N times.
+        # N processes × PyTorch's default of one thread per core would oversubscribe the cores N times, and
+        # its spinning threads slow a busy machine down several-fold (bench/ingest.py shows both).
         os.environ["TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.concurrency))
     from worker.celery_app import celery
 

@@ -28,7 +28,8 @@ STOP_GRACE = 20.0  # seconds a child gets to finish its current request or task 
 def add_arguments(parser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--concurrency", type=int, default=1, help="Celery worker processes (default 1)")
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
+                        help="Celery worker processes (default: one per core)")
 
 
 def _commands(args, schedule: Path) -> dict[str, list[str]]:

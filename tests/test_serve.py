@@ -1,0 +1,94 @@
+"""Acceptance: `hashtale serve` (the README's first command) runs the embedded default — webhook, worker,
+beat, local models, SQLite and an SQLite broker — and a posted photo gets hashtags and a story in 30 s."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
+from models.writer import SHIPPED_CHECKPOINT as SHIPPED_STORYTELLER
+from settings import PROJECT_ROOT
+
+HASHTALE = PROJECT_ROOT / ".venv" / "bin" / "hashtale"
+START_TIMEOUT = 90.0  # seconds for the webhook to answer (gunicorn imports Flask, SQLAlchemy, Celery)
+RESULT_TIMEOUT = 30.0  # seconds from the 202 to a post with hashtags and a story: the acceptance criterion
+STOP_TIMEOUT = 60.0  # seconds for serve to stop its children after SIGTERM
+POLL = 0.25  # seconds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'hashtale.sqlite'}",
+        "BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+        "MEDIA_DIR": str(tmp_path / "media"),
+    }
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(HASHTALE), "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                requests.get(f"{base}/posts/0", timeout=2)
+                break
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still booting
+                assert time.monotonic() < deadline, f"webhook not up after {START_TIMEOUT} s:\n{log_path.read_text()}"
+                time.sleep(POLL)
+        yield base, proc, log_path
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything left of the process group
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def test_serve_tags_and_tells_a_posted_photo_within_30_seconds(served, coffee_jpeg):
+    base, proc, log_path = served
+    response = requests.post(f"{base}/webhook", files={"image": ("coffee.jpg", coffee_jpeg, "image/jpeg")},
+                             data={"external_id": "coffee-1", "caption": "morning"}, timeout=10)
+    accepted_at = time.monotonic()
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "received"
+
+    status_url = base + response.json()["status_url"]
+    while True:
+        post = requests.get(status_url, timeout=5).json()
+        if post["status"] in ("done", "failed") or time.monotonic() - accepted_at > RESULT_TIMEOUT:
+            break
+        time.sleep(POLL)
+    assert post["status"] == "done", (post, log_path.read_text()[-4000:])
+    assert len(post["hashtags"]) == 5 and post["hashtags"][0]["rank"] == 1
+    assert post["story"]["seed_hashtag"] == post["hashtags"][0]["text"]
+    assert post["story"]["text"]
+
+    log = log_path.read_text()
+    if not SHIPPED_HASHTAGGER.exists() or not SHIPPED_STORYTELLER.exists():
+        assert "UNTRAINED" in log  # the service says when it runs without trained weights
+
+    proc.send_signal(signal.SIGTERM)  # serve stops its children itself
+    assert proc.wait(timeout=STOP_TIMEOUT) == 0  # a clean stop of webhook, worker and beat
