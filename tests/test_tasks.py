@@ -39,7 +39,7 @@ def app(settings):
 
 @pytest.fixture(autouse=True)
 def current(app):
-    app.set_default()  # the tasks enqueue their successor through the current app
+    app.set_current()  # the tasks enqueue their successor through the current app
 
 
 @pytest.fixture(scope="module")
@@ -166,10 +166,14 @@ def test_the_sweep_claims_stuck_posts_once(app, settings, sessions, coffee_jpeg)
     assert not claim_stuck_posts(sessions, settings.stuck_after)  # nothing is stuck yet at the real now
 
 
-def test_the_sweep_task_enqueues_the_next_task(settings, sessions, coffee_jpeg):
-    eager = make_celery(settings.with_(stuck_after=0.0))
-    eager.conf.task_always_eager = True  # here the enqueued task runs at once, so its effect shows
+def test_the_sweep_task_enqueues_the_next_task(app, settings, sessions, coffee_jpeg):
     post_id = insert_post(settings, sessions, coffee_jpeg, PostStatus.RECEIVED)
-    assert eager.tasks["worker.tasks.sweep_stuck_posts"].apply().get() >= 1
+    with sessions.begin() as session:  # its message was lost long ago
+        session.get(Post, post_id).updated_at = utcnow() - timedelta(seconds=2 * settings.stuck_after)
+    app.conf.task_always_eager = True  # the re-enqueued tasks run here at once, so their effect shows
+    try:
+        assert app.tasks["worker.tasks.sweep_stuck_posts"].apply().get() == 1
+    finally:
+        app.conf.task_always_eager = False
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE and len(tags) == K and len(stories) == 1
