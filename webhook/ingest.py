@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
@@ -25,17 +26,19 @@ from sqlalchemy.orm import Session
 
 from db.schema import EXTERNAL_ID_MAX, Post, PostStatus
 from models.image import DecodedImage, InvalidImage, decode_image
-from webhook import signature
+from webhook import multipart, signature
 from webhook.database import db
 from webhook.storage import MediaStore
 from worker.tasks import suggest_hashtags
 
 AUTHOR_MAX = 256  # characters, the width of posts.author
+CAPTION_MAX = 10_000  # characters; Instagram allows 2,200
 DEFAULT_EXTERNAL_ID_PREFIX = "sha256:"
 DATA_URL_PREFIX = "data:"
 BASE64_MARKER = ";base64"
 
 bp = Blueprint("ingest", __name__)
+logger = logging.getLogger(__name__)  # a child of the app's logger ("webhook")
 
 
 @dataclass(frozen=True)
@@ -100,23 +103,27 @@ def store_post(session: Session, store: MediaStore, delivery: Delivery, decoded:
         post = Post(external_id=external_id, image_sha256=sha256, image_path=relative, image_format=decoded.format,
                     width=width, height=height, caption=delivery.caption, author=delivery.author,
                     status=PostStatus.RECEIVED, attempts=0)
-        session.add(post)
         try:
+            # A single INSERT is its own transaction: autocommit spares the BEGIN and COMMIT round trips.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            session.add(post)
             session.commit()
             return post, False
         except IntegrityError:
-            # external_id is the only unique column we fill: a redelivery, possibly racing its twin.
+            # Almost always a redelivery (external_id is unique), possibly racing its twin.
             session.rollback()
-            existing = session.scalars(select(Post).where(Post.external_id == external_id)).one()
+            existing = session.scalars(select(Post).where(Post.external_id == external_id)).one_or_none()
             _remove_unreferenced(session, store, sha256, relative)
             session.commit()  # ends the read transaction
+            if existing is None:
+                raise  # another constraint refused the row: nothing was stored
             return existing, True
         except SQLAlchemyError:
             session.rollback()
             try:
                 _remove_unreferenced(session, store, sha256, relative)
             except SQLAlchemyError:
-                current_app.logger.warning("database down: kept %s, cannot tell whether a post uses it", relative)
+                logger.warning("database unavailable: kept %s, cannot tell whether a post uses it", relative)
             raise
 
 
@@ -131,27 +138,36 @@ def _enqueue(post_id: int) -> None:
     try:
         task.delay(post_id)
     except Exception:  # any broker fault: kombu raises several kinds; the committed post must still be answered 202
-        current_app.logger.exception("post %s is stored but not enqueued; the periodic sweep will enqueue it", post_id)
+        logger.exception("post %s is stored but not enqueued; the periodic sweep will enqueue it", post_id)
 
 
 def _parse(body: bytes) -> Delivery:
     if request.mimetype == "multipart/form-data":
-        return _parse_multipart()
+        return _parse_multipart(body)
     if request.is_json:
         return _parse_json(body)
-    abort(415, "send multipart/form-data (field image + form fields) or application/json (base64 image)")
+    abort(415, "send multipart/form-data (file field image + form fields) or application/json (base64 image)")
 
 
-def _parse_multipart() -> Delivery:
-    upload = request.files.get("image")
-    if upload is None:
+def _parse_multipart(body: bytes) -> Delivery:
+    form = multipart.parse(body, request.mimetype_params.get("boundary"))
+    if form is None:  # an unusual but possibly valid body: Werkzeug's full parser decides
+        upload = request.files.get("image")
+        image = None if upload is None else upload.read()
+        values = request.form
+    else:
+        image = form.files.get("image")
+        try:
+            values = {name: raw.decode("utf-8") for name, raw in form.fields.items()}
+        except UnicodeDecodeError:
+            abort(400, "form fields must be UTF-8 text")
+    if image is None:
         abort(400, "missing file field 'image'")
-    form = request.form
     return Delivery(
-        image=upload.read(),
-        external_id=_text_field("external_id", form.get("external_id"), EXTERNAL_ID_MAX),
-        caption=_text_field("caption", form.get("caption"), None),
-        author=_text_field("author", form.get("author"), AUTHOR_MAX),
+        image=image,
+        external_id=_text_field("external_id", values.get("external_id"), EXTERNAL_ID_MAX),
+        caption=_text_field("caption", values.get("caption"), CAPTION_MAX),
+        author=_text_field("author", values.get("author"), AUTHOR_MAX),
     )
 
 
@@ -171,7 +187,7 @@ def _parse_json(body: bytes) -> Delivery:
     return Delivery(
         image=_decode_base64(encoded),
         external_id=_text_field("external_id", external_id, EXTERNAL_ID_MAX),
-        caption=_text_field("caption", doc.get("caption"), None),
+        caption=_text_field("caption", doc.get("caption"), CAPTION_MAX),
         author=_text_field("author", doc.get("author"), AUTHOR_MAX),
     )
 
@@ -187,7 +203,7 @@ def _decode_base64(encoded: str) -> bytes:
         abort(400, f"'image' is not valid base64 (standard alphabet, padded, no line breaks): {exc}")
 
 
-def _text_field(name: str, value: object, max_length: int | None) -> str | None:
+def _text_field(name: str, value: object, max_length: int) -> str | None:
     """An optional text field: absent or empty is None; anything else must be a string that fits its column."""
     if value is None or value == "":
         return None
@@ -195,6 +211,6 @@ def _text_field(name: str, value: object, max_length: int | None) -> str | None:
         abort(400, f"'{name}' must be a string")
     if "\x00" in value:
         abort(400, f"'{name}' contains a NUL character")
-    if max_length is not None and len(value) > max_length:
+    if len(value) > max_length:
         abort(400, f"'{name}' is longer than {max_length} characters")
     return value

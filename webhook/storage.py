@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,8 @@ from pathlib import Path
 SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 LOCK_DIR = ".locks"
 LOCK_STRIPE_HEX = 2  # leading hex digits of the hash naming a lock file: 256 lock files, few collisions
+TEMP_PREFIX = ".incoming-"
+FILE_MODE = 0o644
 
 
 class MediaStore:
@@ -32,9 +33,12 @@ class MediaStore:
     @contextmanager
     def locked(self, sha256: str) -> Iterator[None]:
         """Exclusive lock shared by every process writing to this media folder, for one stripe of hashes."""
-        lock_dir = self.root / LOCK_DIR
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_dir / f"{sha256[:LOCK_STRIPE_HEX]}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock_path = self.root / LOCK_DIR / f"{sha256[:LOCK_STRIPE_HEX]}.lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except FileNotFoundError:  # a new media folder
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -42,12 +46,19 @@ class MediaStore:
             os.close(fd)  # closing releases the lock
 
     def put(self, relative: str, data: bytes) -> bool:
-        """Write `data` at `relative` atomically and durably; False if the file was already there."""
+        """Write `data` at `relative` atomically and durably; False if the file was already there.
+
+        Call under `locked(sha256)`: the temp name is then this file's alone.
+        """
         path = self.absolute(relative)
         if path.exists():  # same name, same content: the name is the content's hash
             return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".incoming-")
+        tmp = path.with_name(TEMP_PREFIX + path.name)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        except FileNotFoundError:  # first photo of this folder
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -55,7 +66,7 @@ class MediaStore:
                 os.fsync(f.fileno())  # the photo is on disk before the row that points to it is committed
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(path.parent)  # ...and so is its name
         return True
