@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from db.reviews import Admin, Closeness, HashtagVerdict, Review, ReviewState, ReviewStateChange, ReviewTagChange, TagChange
@@ -59,6 +59,17 @@ def newest_state_changes() -> Select:
     newest = select(func.max(ReviewStateChange.id).label("id")).group_by(ReviewStateChange.post_id).subquery()
     return select(ReviewStateChange.post_id, ReviewStateChange.state, ReviewStateChange.review_id).join(
         newest, ReviewStateChange.id == newest.c.id
+    )
+
+
+def current_state_of(post_id) -> ScalarSelect:
+    """The newest state of the post `post_id` (a column or value), NULL if none: one index seek per post."""
+    return (
+        select(ReviewStateChange.state)
+        .where(ReviewStateChange.post_id == post_id)
+        .order_by(ReviewStateChange.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
 
 
