@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from db.reviews import Admin, Closeness, HashtagVerdict, Review, ReviewState, ReviewStateChange, ReviewTagChange, TagChange
-from db.schema import Post
+from db.reviews import (
+    Admin, Closeness, HashtagVerdict, Review, ReviewState, ReviewStateChange, ReviewTagChange, TagChange,
+)
+from db.schema import Hashtag, Post, Story
 
 # A hashtag is one word: letters, digits, underscore (HARRISON's tag_list.txt separates tags by spaces).
 TAG_PATTERN = re.compile(r"^\w{1,128}$")
@@ -107,8 +109,8 @@ def reviews_of_post(session: Session, post_id: int) -> list[Review]:
     )
 
 
-def _model_label(name: str, version: str) -> str:
-    return f"{name}:{version}"
+def _model_label(output: Hashtag | Story) -> str:
+    return f"{output.model_name}:{output.model_version}"
 
 
 def submit_review(
@@ -145,8 +147,8 @@ def submit_review(
         story_meaningful=answers.story_meaningful if post.story else None,
         story_closeness=answers.story_closeness if post.story else None,
         note=answers.note or None,
-        hashtag_model=_model_label(post.hashtags[0].model_name, post.hashtags[0].model_version) if post.hashtags else None,
-        story_model=_model_label(post.story.model_name, post.story.model_version) if post.story else None,
+        hashtag_model=_model_label(post.hashtags[0]) if post.hashtags else None,
+        story_model=_model_label(post.story) if post.story else None,
         verdicts=[
             HashtagVerdict(hashtag_id=h.id, rank=h.rank, text=h.text, relevant=h.rank in answers.relevant_ranks)
             for h in post.hashtags

@@ -119,8 +119,8 @@ def summarize(judgements: list[Judgement], reviewers: int) -> Report:
     return Report(
         reviewers=reviewers,
         posts=len({j.post_id for j in judgements}),
-        hashtags=[_hashtag_figures(ALL_MODELS, tagged)] + [_hashtag_figures(m, js) for m, js in sorted(by_tagger.items())],
-        stories=[_story_figures(ALL_MODELS, told)] + [_story_figures(m, js) for m, js in sorted(by_writer.items())],
+        hashtags=[_hashtag_figures(ALL_MODELS, tagged)] + [_hashtag_figures(m, j) for m, j in sorted(by_tagger.items())],
+        stories=[_story_figures(ALL_MODELS, told)] + [_story_figures(m, j) for m, j in sorted(by_writer.items())],
     )
 
 
@@ -132,9 +132,10 @@ def to_markdown(report: Report) -> str:
     lines = [
         "# Review report",
         "",
-        f"{report.posts} reviewed posts, {report.reviewers} reviewers; each reviewer's latest review of a post counts once, "
-        "a post counts when a strict majority of its reviewers says yes.",
-        f"Original study: {percent(ORIGINAL_RELEVANT)} relevant hashtags, {percent(ORIGINAL_CONTEXT)} stories with some context.",
+        f"{report.posts} reviewed posts, {report.reviewers} reviewers; each reviewer's latest review of a post "
+        "counts once, a post counts when a strict majority of its reviewers says yes.",
+        f"Original study: {percent(ORIGINAL_RELEVANT)} relevant hashtags, "
+        f"{percent(ORIGINAL_CONTEXT)} stories with some context.",
         "",
         "## Is the hashtag relevant to the image?",
         "",

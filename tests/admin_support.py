@@ -87,12 +87,12 @@ def app(database_url, tmp_path) -> Flask:
 
 
 def add_post(
-    session: Session, media_dir: Path, image: bytes, n: int, tags: list[str], *, story: str | None = "Once upon a time.",
+    session: Session, media_dir: Path, image: bytes, n: int, tags: list[str], *,
+    story: str | None = "Once upon a time.",
     status: PostStatus = PostStatus.DONE, tagger: tuple[str, str] = ("sat-effnetlite0", "v1"),
-    writer: tuple[str, str] = ("char-lstm", "v1"), rng: np.random.Generator | None = None,
-) -> Post:
+    writer: tuple[str, str] = ("char-lstm", "v1"), ) -> Post:
     """Post number `n` (created n minutes after T0) with its photo stored under media_dir."""
-    rng = rng or np.random.default_rng(n)
+    rng = np.random.default_rng(n)  # attention maps differ per post, the same every run
     sha = hashlib.sha256(image).hexdigest()
     path = media_dir / f"{sha}.jpg"
     if not path.exists():
@@ -100,9 +100,9 @@ def add_post(
         path.write_bytes(image)
     with Image.open(path) as img:
         width, height = img.size
-    post = Post(external_id=f"post-{n}-{uuid.uuid4().hex[:8]}", image_sha256=sha, image_path=path.name, image_format="JPEG", width=width,
-                height=height, caption=f"caption {n}", author=f"author{n % 7}", status=status,
-                created_at=T0 + timedelta(minutes=n), updated_at=T0 + timedelta(minutes=n))
+    post = Post(external_id=f"post-{n}-{uuid.uuid4().hex[:8]}", image_sha256=sha, image_path=path.name,
+                image_format="JPEG", width=width, height=height, caption=f"caption {n}", author=f"author{n % 7}",
+                status=status, created_at=T0 + timedelta(minutes=n), updated_at=T0 + timedelta(minutes=n))
     for rank, text in enumerate(tags, start=1):
         attention = rng.dirichlet(np.ones(GRID[0] * GRID[1])).astype(float).tolist()
         post.hashtags.append(Hashtag(rank=rank, text=text, score=round(0.9 / rank, 3), attention=attention,

@@ -81,7 +81,8 @@ def test_heat_map_is_hot_where_the_attention_is(client, sessions, tmp_path, coff
 
 
 def test_reviews_are_appended_never_overwritten(client, post_id, sessions):
-    response = _submit(client, post_id, relevant=["1", "3"], tags="#coffee, cup #Latte", note="first", approve="Approve")
+    response = _submit(client, post_id, relevant=["1", "3"], tags="#coffee, cup #Latte", note="first",
+                       approve="Approve")
     assert response.status_code == 302
     with sessions() as session:
         review = session.scalars(select(Review)).one()
@@ -114,7 +115,8 @@ def test_reviews_are_appended_never_overwritten(client, post_id, sessions):
 
 def test_a_stale_form_is_refused(client, post_id, sessions):
     html = client.get(f"/admin/posts/{post_id}").get_data(as_text=True)
-    form = {"csrf_token": csrf_token(html), "hashtag_relevant": "yes", "story_meaningful": "no", "story_closeness": "none"}
+    form = {"csrf_token": csrf_token(html), "hashtag_relevant": "yes", "story_meaningful": "no",
+            "story_closeness": "none"}
     assert client.post(f"/admin/posts/{post_id}/review", data=form).status_code == 302
     # The same (now outdated) form again, e.g. from a second tab: nothing is written.
     assert client.post(f"/admin/posts/{post_id}/review", data=form).status_code == 409
@@ -148,7 +150,8 @@ def test_queue_filters_and_pages(client, sessions, tmp_path, coffee_jpeg):
                  for n in range(2, total + 1)]
         for post in posts[:5]:
             review = Review(post_id=post.id, reviewer_id=admin_id, revision=1, hashtag_relevant=True)
-            session.add(ReviewStateChange(post_id=post.id, state=ReviewState.REVIEWED, admin_id=admin_id, review=review))
+            session.add(ReviewStateChange(post_id=post.id, state=ReviewState.REVIEWED, admin_id=admin_id,
+                                          review=review))
         # Approved later: its newest state counts.
         session.add(ReviewStateChange(post_id=posts[0].id, state=ReviewState.APPROVED, admin_id=admin_id))
 

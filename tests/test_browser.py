@@ -10,7 +10,9 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
-from tests.admin_support import PASSWORD, add_admin, add_post, app, database_url, migrated_templates, sessions  # noqa: F401
+from tests.admin_support import (  # noqa: F401  (fixtures)
+    PASSWORD, add_admin, add_post, app, database_url, migrated_templates, sessions,
+)
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

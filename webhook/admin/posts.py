@@ -109,7 +109,8 @@ def submit(post_id: int):
         abort(400, description="bad base_review_id")
     try:
         if not form.validate():
-            raise ValueError("; ".join(f"{form[name].label.text} {' '.join(errs)}" for name, errs in form.errors.items()))
+            errors = (f"{form[name].label.text} {' '.join(messages)}" for name, messages in form.errors.items())
+            raise ValueError("; ".join(errors))
         answers = _answers(post, form)
     except (ValueError, InvalidTag) as exc:
         flash(str(exc), "error")
