@@ -12,6 +12,8 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("db.cli", "create or upgrade the database schema (Alembic)"),
+    "train-storyteller": ("training.train_storyteller", "train the char-level LSTM storyteller on story corpora (resumable)"),
+    "evaluate-storyteller": ("training.evaluate_storyteller", "storyteller validation loss (nats/char) and generation speed"),
     "serve": ("worker.serve", "run webhook + worker + beat with the configured database, broker and models"),
     "tag": ("worker.tag", "print hashtags and a story for one photo (in-process, no server)"),
     "worker": ("worker.cli", "run a Celery worker for the configured broker and queue"),

@@ -1,14 +1,16 @@
 """Batched story sampling with temperature and top-k, ending on a sentence boundary near the requested length.
 
 Guarantee: a story depends only on its own `StorySpec` (and the model), not on what it is batched with.
-- Each row draws all its uniform noise up front from its own `torch.Generator(random_seed)`, one number per
-  character position, so its random stream does not depend on other rows or on when the batch stops.
-- Each row is primed alone, and where a row stops (`story_end`) is decided from that row's own text only.
-- The top-k/CDF step runs in float64 over the top-k set *ordered by character id*, not by probability, so tiny
-  float differences between batch sizes or servers (about 1e-6 in the logits) can change a character only when
-  the row's uniform number falls within ~1e-6 of a CDF step, or when two logits tie exactly at the k-th place.
+- Each row draws all its noise up front from its own `torch.Generator(random_seed)`: one Gumbel number per
+  (character position, vocabulary entry), so its random stream does not depend on other rows or on when the batch
+  stops. A character is argmax(logit / temperature + gumbel) over the row's top-k characters (the Gumbel-max trick:
+  an exact sample of softmax(top-k logits / temperature)).
+- Priming is masked per row and where a row stops (`story_end`) is decided from that row's own text only.
+- Selection runs in float64 and the noise is indexed by character id, so the candidates' order does not matter.
+  Float differences between batch sizes or servers (about 1e-6 in the logits) can change a character only when
+  two perturbed scores are that close, or a logit ties with the k-th best: about once in 10^5 characters.
   In practice the same spec gives the same story in a batch, alone, in-process and through Triton.
-- top_k = 1 (or temperature = 0) is greedy: the noise is ignored and the story is fully deterministic.
+- top_k = 1 (or temperature = 0) is greedy: the noise cannot change the argmax and the story is deterministic.
 """
 from __future__ import annotations
 
@@ -68,24 +70,26 @@ def story_end(text: str, length: int) -> str | None:
     return head.strip() + ELLIPSIS
 
 
-def _pick(logits: torch.Tensor, temperature: torch.Tensor, top_k: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """logits (B, V) float64, temperature (B,), top_k (B,) in 1..V, noise (B,) uniform in [0, 1) -> ids (B,)."""
-    k_max = int(top_k.max())
-    top_values, top_ids = logits.topk(k_max, dim=-1)  # (B, K), best first
-    rank = torch.arange(k_max).expand_as(top_values)  # (B, K)
-    top_values = top_values.masked_fill(rank >= top_k[:, None], float("-inf"))
-    order = top_ids.argsort(dim=-1)  # by character id: robust to near-ties in probability order
-    top_ids = top_ids.gather(-1, order)  # (B, K)
-    top_values = top_values.gather(-1, order)  # (B, K)
-    probs = torch.softmax(top_values / temperature[:, None], dim=-1)  # (B, K)
-    cdf = probs.cumsum(dim=-1)  # (B, K)
-    choice = (cdf < noise[:, None] * cdf[:, -1:]).sum(dim=-1).clamp_(max=k_max - 1)  # (B,)
-    return top_ids.gather(-1, choice[:, None]).squeeze(-1)  # (B,)
+def gumbel_noise(spec: StorySpec, steps: int, vocab_size: int) -> torch.Tensor:
+    """The row's noise for `steps` characters: (steps, V) float64 standard Gumbel, from its own generator."""
+    gen = torch.Generator().manual_seed(spec.random_seed)
+    uniform = torch.rand(steps, vocab_size, generator=gen, dtype=torch.float64)  # (steps, V), in [0, 1)
+    return -torch.log(-torch.log(uniform))  # u = 0 gives -inf: never picked
+
+
+def _pick(scores: torch.Tensor, kth: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """scores (B, V) float64 = logits / temperature, kth (B, 1) = index of each row's k-th best (k-1),
+    noise (B, V) Gumbel -> ids (B,): argmax of scores + noise among each row's top-k."""
+    k_max = int(kth.max()) + 1
+    threshold = scores.topk(k_max, dim=-1).values.gather(-1, kth)  # (B, 1): each row's k-th best score
+    return scores.masked_fill(scores < threshold, float("-inf")).add_(noise).argmax(dim=-1)  # (B,)
 
 
 @torch.inference_mode()
-def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec]) -> list[str]:
-    """Write one story per spec, all rows advancing together one character per step."""
+def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], step=StepCell) -> list[str]:
+    """Write one story per spec, all rows advancing together one character per step.
+
+    `step(model)` builds the per-character function (bench/storyteller.py compares variants)."""
     if not specs:
         return []
     model.eval()
@@ -93,17 +97,18 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec]) -> li
     limits = [max_story_chars(s.length) for s in specs]
     steps = max(limits)
     greedy = [s.temperature <= 0 or s.top_k == 1 for s in specs]
-    top_k = torch.tensor([1 if g else (s.top_k if 0 < s.top_k < vocab_size else vocab_size)
-                          for s, g in zip(specs, greedy)])  # (B,)
-    temperature = torch.tensor([1.0 if g else s.temperature for s, g in zip(specs, greedy)], dtype=torch.float64)
-    noise = torch.zeros(len(specs), steps, dtype=torch.float64)  # (B, steps)
+    kth = torch.tensor([[0 if g else (s.top_k if 0 < s.top_k < vocab_size else vocab_size) - 1]
+                        for s, g in zip(specs, greedy)])  # (B, 1)
+    inv_temperature = torch.tensor([[1.0 if g else 1.0 / s.temperature] for s, g in zip(specs, greedy)],
+                                   dtype=torch.float64)  # (B, 1)
+    ban = torch.zeros(vocab_size, dtype=torch.float64)  # (V,)
+    ban[[0] + vocab.ids_of(FRAMING_CHARS)] = float("-inf")  # <unk> and the framing never appear in a story
+    noise = torch.zeros(steps, len(specs), vocab_size, dtype=torch.float64)  # (steps, B, V)
     for row, (spec, limit) in enumerate(zip(specs, limits)):
-        gen = torch.Generator().manual_seed(spec.random_seed)
-        noise[row, :limit] = torch.rand(limit, generator=gen, dtype=torch.float64)
-    banned = torch.tensor([0] + vocab.ids_of(FRAMING_CHARS))  # <unk> and the framing never appear in a story
+        noise[:limit, row] = gumbel_noise(spec, limit, vocab_size)
 
     # Prime all rows together; a row whose prompt has ended keeps its state, so it ends as if primed alone.
-    step_fn = StepCell(model)
+    step_fn = step(model)
     prompts = [vocab.encode(prompt_for(s.seed_text)) for s in specs]
     prompt_len = torch.tensor([len(p) for p in prompts])  # (B,)
     prompt_ids = torch.zeros(len(specs), int(prompt_len.max()), dtype=torch.long)  # (B, P)
@@ -115,28 +120,32 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec]) -> li
         new_logits, new_state = step_fn(prompt_ids[:, t], state)
         live = (t < prompt_len)[:, None]  # (B, 1)
         logits = torch.where(live, new_logits, logits)  # (B, V)
-        state = tuple(torch.where(live[None], new, old) for new, old in zip(new_state, state))
+        state = tuple(torch.where(live, new, old) for new, old in zip(new_state, state))
 
-    active = torch.arange(len(specs))  # rows still writing
-    out = torch.zeros(len(specs), steps, dtype=torch.long)  # (B, steps)
+    active = list(range(len(specs)))  # rows still writing
+    written: list[list[int]] = [[] for _ in specs]
+    pending: list[torch.Tensor] = []  # ids (b,) of the steps since the last check
     stories: list[str | None] = [None] * len(specs)
-    for step in range(steps):
-        scores = logits.double()  # (b, V)
-        scores[:, banned] = float("-inf")
-        ids = _pick(scores, temperature[active], top_k[active], noise[active, step])  # (b,)
-        out[active, step] = ids
-        if (step + 1) % CHECK_EVERY == 0 or step + 1 == steps:
+    for t in range(steps):
+        scores = (logits.double() + ban) * inv_temperature  # (b, V)
+        ids = _pick(scores, kth, noise[t])  # (b,)
+        pending.append(ids)
+        if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
             keep = []
-            for j, row in enumerate(active.tolist()):
-                if stories[row] is None:
-                    stories[row] = story_end(vocab.decode(out[row, : step + 1].tolist()), specs[row].length)
+            for j, chars in enumerate(torch.stack(pending, dim=1).tolist()):  # (b, steps since check)
+                row = active[j]
+                written[row] += chars
+                stories[row] = story_end(vocab.decode(written[row]), specs[row].length)
                 if stories[row] is None:
                     keep.append(j)
+            pending = []
             if not keep:
                 break
             if len(keep) < len(active):
                 sel = torch.tensor(keep)
-                active, ids = active[sel], ids[sel]
-                state = (state[0][:, sel], state[1][:, sel])
+                active = [active[j] for j in keep]
+                ids, kth, inv_temperature = ids[sel], kth[sel], inv_temperature[sel]
+                noise = noise[:, sel]
+                state = tuple(s[sel] for s in state)
         logits, state = step_fn(ids, state)  # (b, V)
     return [s if s is not None else "" for s in stories]

@@ -71,24 +71,22 @@ class StepCell:
         self.head_b = model.lm_head.bias.detach()  # (V,)
         self.n_layer, self.n_hidden = n_layer, model.config.n_hidden
 
-    def zero_state(self, batch: int) -> State:
-        shape = (self.n_layer, batch, self.n_hidden)
-        return torch.zeros(shape), torch.zeros(shape)
+    def zero_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        """(h_0, c_0, h_1, c_1, ...), each (B, H): flat, so a sampler can mask or select rows of every tensor alike."""
+        return tuple(torch.zeros(batch, self.n_hidden) for _ in range(2 * self.n_layer))
 
     @staticmethod
     def _cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H); PyTorch's gate order
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
+        c = torch.addcmul(torch.sigmoid(f) * c, torch.sigmoid(i), torch.tanh(g))  # (B, H)
         return torch.sigmoid(o) * torch.tanh(c), c
 
-    def __call__(self, idx: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """idx (B,) character ids, state 2 x (n_layer, B, H) -> (logits (B, V), new state)."""
-        h0, c0 = state
-        x, c = self._cell(torch.addmm(self.table[idx], h0[0], self.w_hh0), c0[0])  # (B, H)
-        hs, cs = [x], [c]
+    def __call__(self, idx: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, tuple]:
+        """idx (B,) character ids, state (h_0, c_0, ...) each (B, H) -> (logits (B, V), new state)."""
+        x, c = self._cell(torch.addmm(self.table[idx], state[0], self.w_hh0), state[1])  # (B, H)
+        new_state = [x, c]
         for k, (w, b) in enumerate(self.upper, start=1):
-            x, c = self._cell(torch.addmm(b, torch.cat([x, h0[k]], dim=-1), w), c0[k])  # (B, H)
-            hs.append(x)
-            cs.append(c)
+            x, c = self._cell(torch.addmm(b, torch.cat([x, state[2 * k]], dim=-1), w), state[2 * k + 1])  # (B, H)
+            new_state += [x, c]
         logits = torch.addmm(self.head_b, x, self.head_w)  # (B, V)
-        return logits, (torch.stack(hs), torch.stack(cs))
+        return logits, tuple(new_state)

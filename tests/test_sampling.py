@@ -1,0 +1,110 @@
+"""Sampling behaviour: greedy top-k=1, seeds, batch invariance, per-row parameters, sentence-boundary endings."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.chars import FRAMING_CHARS
+from models.sampling import ELLIPSIS, StorySpec, _pick, gumbel_noise, max_story_chars, story_end
+from models.writer import StoryWriter
+
+TEMPERATURE = 0.8
+TOP_K = 20
+LENGTH = 120  # characters: short stories keep the tests fast
+
+
+@pytest.fixture(scope="module")
+def writer() -> StoryWriter:
+    writer = StoryWriter.load()  # the shipped checkpoint
+    assert writer.trained
+    return writer
+
+
+def test_story_end_waits_for_the_first_sentence_end_past_the_length():
+    assert story_end("One. Two is long", length=10) is None  # may still end closer to 10
+    assert story_end("One two three. Four five six seven. ", length=20) == "One two three."  # 14 is closer than 35
+    assert story_end("One two three four five. Six. ", length=20) == "One two three four five."
+
+
+def test_story_end_gives_up_at_the_limit():
+    length = 40
+    no_end = "word " * 30  # never a sentence end
+    assert story_end(no_end[: max_story_chars(length) - 1], length) is None
+    cut = story_end(no_end, length)
+    assert cut.endswith(ELLIPSIS) and len(cut) <= length + len(ELLIPSIS)
+    early = "A short one. " + "word " * 30  # the only sentence end is too early to stop at
+    assert story_end(early, length).endswith(ELLIPSIS)
+    half = "A sentence of twenty five. " + "word " * 30
+    assert story_end(half, length) == "A sentence of twenty five."
+
+
+def test_pick_top1_is_argmax_and_topk_stays_in_the_top_k():
+    torch.manual_seed(0)
+    scores = torch.randn(4, 50, dtype=torch.float64)
+    spec = StorySpec("x", 10, 1.0, 0, 3)
+    noise = gumbel_noise(spec, 100, 50)  # (100, 50)
+    for t in range(100):
+        assert torch.equal(_pick(scores, torch.zeros(4, 1, dtype=torch.long), noise[t].expand(4, 50)), scores.argmax(-1))
+    k = 5
+    top = scores.topk(k, dim=-1).indices
+    for t in range(100):
+        ids = _pick(scores, torch.full((4, 1), k - 1), noise[t].expand(4, 50))
+        assert (top == ids[:, None]).any(-1).all()
+
+
+def test_pick_samples_the_tempered_distribution():
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0], dtype=torch.float64)
+    n = 20_000
+    noise = gumbel_noise(StorySpec("x", 10, 1.0, 0, 5), n, 4)  # (n, 4)
+    for temperature in (0.5, 1.0, 2.0):
+        ids = _pick((logits / temperature).expand(n, 4), torch.full((n, 1), 3), noise)
+        freq = torch.bincount(ids, minlength=4).double() / n
+        assert torch.allclose(freq, torch.softmax(logits / temperature, -1), atol=0.015)  # ~4 standard errors
+
+
+def test_top_k_one_is_greedy_whatever_the_seed(writer):
+    a, b = writer.write([StorySpec("#sea", LENGTH, TEMPERATURE, 1, seed) for seed in (1, 2)])
+    assert a == b
+    assert writer.write([StorySpec("#sea", LENGTH, 0.0, TOP_K, 3)])[0] == a  # temperature 0 is greedy too
+
+
+def test_same_seed_same_story_other_seed_other_story(writer):
+    spec = StorySpec("#dog", LENGTH, TEMPERATURE, TOP_K, 7)
+    first = writer.write([spec])[0]
+    assert writer.write([spec])[0] == first
+    assert writer.write([StorySpec("#dog", LENGTH, TEMPERATURE, TOP_K, 8)])[0] != first
+
+
+def test_a_story_in_a_batch_equals_the_story_alone(writer):
+    specs = [
+        StorySpec("#sea", LENGTH, TEMPERATURE, TOP_K, 11),
+        StorySpec("fox", LENGTH // 2, 1.0, 0, 12),  # whole vocabulary, shorter
+        StorySpec("#love", LENGTH + 80, 0.5, 5, 13),
+        StorySpec("#food", LENGTH, TEMPERATURE, 1, 14),
+        StorySpec("#x#y\nz", LENGTH, TEMPERATURE, TOP_K, 15),  # odd seed text is cleaned, not an error
+    ]
+    batched = writer.write(specs)
+    alone = [writer.write([spec])[0] for spec in specs]
+    assert batched == alone
+    assert writer.write(list(reversed(specs))) == list(reversed(alone))
+
+
+def test_stories_end_on_a_sentence_boundary_near_the_length(writer):
+    length = 200
+    stories = writer.write([StorySpec(tag, length, TEMPERATURE, TOP_K, seed)
+                            for seed, tag in enumerate(["sea", "dog", "fox", "love", "friend", "garden"])])
+    for story in stories:
+        assert length // 2 <= len(story) <= max_story_chars(length) + len(ELLIPSIS)
+        assert not FRAMING_CHARS & set(story)
+    ended = [s for s in stories if s.rstrip("\"')]")[-1:] in (".", "!", "?")]
+    assert len(ended) >= len(stories) - 1  # a trained model almost always finds a sentence end in time
+    assert sum(abs(len(s) - length) for s in ended) / len(ended) < length * 0.25  # within about half a sentence
+
+
+def test_untrained_fallback_is_the_real_architecture(monkeypatch, tmp_path):
+    monkeypatch.setattr("models.writer.SHIPPED_CHECKPOINT", tmp_path / "absent.pt")
+    first, second = StoryWriter.load(), StoryWriter.load()
+    assert (first.trained, first.version) == (False, "untrained")
+    spec = StorySpec("#sea", 100, TEMPERATURE, TOP_K, 1)
+    assert first.write([spec]) == second.write([spec])  # same random weights in every process
+    assert first.write([]) == []
