@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from flask import Flask, Response, json
+from flask import Flask, Response, current_app, json
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, ServiceUnavailable
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, ServiceUnavailable
 
 from settings import Settings
 from worker.celery_app import celery_init_app
@@ -32,6 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     db.init_app(app)
     app.register_error_handler(HTTPException, _json_error)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(OperationalError, _database_unavailable)
 
     from webhook import admin, ingest, posts
@@ -50,6 +51,11 @@ def _json_error(exc: HTTPException) -> Response:
     response.data = json.dumps({"error": exc.name, "message": exc.description, "status": exc.code})
     response.content_type = "application/json"
     return response
+
+
+def _too_large(_exc: RequestEntityTooLarge) -> Response:
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    return _json_error(RequestEntityTooLarge(f"the request body is larger than the limit of {limit} bytes"))
 
 
 def _database_unavailable(exc: OperationalError) -> Response:

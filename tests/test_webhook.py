@@ -1,0 +1,335 @@
+"""The webhook accepts posts (multipart and JSON), stores each once, enqueues it after the commit, and
+reports status and results; on SQLite and PostgreSQL, with a real broker."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image, ImageOps
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
+
+from db.schema import Hashtag, Post, PostStatus, Story
+from settings import PROJECT_ROOT
+from tests.webhook_support import (  # noqa: F401  (database_url, make_app, migrated_templates are fixtures)
+    database_url, encoded, fresh_database, get_post, make_app, media_files, migrated_templates, post_count,
+    queued_post_ids, rotated_jpeg,
+)
+from webhook.signature import HEADER, sign
+
+ACCEPTED_KEYS = {"id", "external_id", "status", "status_url", "duplicate"}
+POST_KEYS = {"id", "external_id", "status", "error", "attempts", "caption", "author", "created_at", "updated_at",
+             "image_url", "hashtags", "story"}
+CONCURRENT_DELIVERIES = 8
+REAL_PHOTOS = 5
+GRID = (7, 7)
+SERVER_START_TIMEOUT = 60.0  # seconds for gunicorn to import the app and bind
+CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1: the broker is "down"
+
+
+def _post_photo(client, image: bytes, **fields):
+    return client.post("/webhook", data={"image": (io.BytesIO(image), "photo.jpg"), **fields},
+                       content_type="multipart/form-data")
+
+
+def test_multipart_post_is_stored_then_enqueued(make_app):
+    app = make_app()
+    photo = encoded("JPEG")
+    response = _post_photo(app.test_client(), photo, external_id="ig-1", caption="morning coffee", author="ana")
+
+    assert response.status_code == 202
+    body = response.get_json()
+    assert set(body) == ACCEPTED_KEYS
+    assert body["external_id"] == "ig-1" and body["status"] == "received" and body["duplicate"] is False
+    assert body["status_url"] == f"/posts/{body['id']}" == response.headers["Location"]
+    post = get_post(app, body["id"])
+    assert (post.caption, post.author, post.status) == ("morning coffee", "ana", PostStatus.RECEIVED)
+    assert (post.width, post.height, post.image_format, post.attempts) == (64, 48, "JPEG", 0)
+    assert post.image_sha256 == hashlib.sha256(photo).hexdigest()
+    assert media_files(app) == [Path(app.config["SETTINGS"].media_dir) / post.image_path]
+    assert media_files(app)[0].read_bytes() == photo  # the photo as sent, byte for byte
+    assert queued_post_ids(app) == [post.id]
+
+
+def test_json_post_with_base64_or_a_data_url(make_app):
+    app = make_app()
+    client = app.test_client()
+    png, webp = encoded("PNG"), encoded("WEBP")
+    plain = client.post("/webhook", json={"external_id": "j-1", "caption": "c", "author": "a",
+                                          "image": base64.b64encode(png).decode()})
+    data_url = client.post("/webhook", json={"external_id": 12345,  # numeric ids are taken as text
+                                             "image": "data:image/webp;base64," + base64.b64encode(webp).decode()})
+    assert plain.status_code == data_url.status_code == 202
+    first, second = get_post(app, plain.get_json()["id"]), get_post(app, data_url.get_json()["id"])
+    assert (first.image_format, first.caption, first.author) == ("PNG", "c", "a")
+    assert (second.image_format, second.external_id) == ("WEBP", "12345")
+    assert sorted(queued_post_ids(app)) == sorted([first.id, second.id])
+
+
+def test_redelivery_returns_the_same_post_and_enqueues_nothing_new(make_app):
+    app = make_app()
+    client = app.test_client()
+    first = _post_photo(client, encoded("JPEG"), external_id="ig-7", caption="first")
+    again = _post_photo(client, encoded("JPEG"), external_id="ig-7", caption="edited, other photo")
+    assert first.status_code == again.status_code == 202
+    assert again.get_json() == {**first.get_json(), "duplicate": True}
+    assert post_count(app) == 1
+    assert get_post(app, first.get_json()["id"]).caption == "first"
+    assert len(media_files(app)) == 1  # the redelivered photo was not kept
+    assert queued_post_ids(app) == [first.get_json()["id"]]
+
+
+def test_without_an_external_id_the_photo_hash_identifies_the_post(make_app):
+    app = make_app()
+    client = app.test_client()
+    photo = encoded("PNG")
+    first = _post_photo(client, photo)
+    again = client.post("/webhook", json={"image": base64.b64encode(photo).decode()})
+    assert first.get_json()["external_id"] == "sha256:" + hashlib.sha256(photo).hexdigest()
+    assert again.get_json()["id"] == first.get_json()["id"] and again.get_json()["duplicate"] is True
+    assert post_count(app) == 1
+
+
+def test_concurrent_duplicates_make_one_post(make_app):
+    app = make_app()
+    photo = encoded("JPEG")
+    start = threading.Barrier(CONCURRENT_DELIVERIES)
+    results = []
+
+    def deliver():
+        client = app.test_client()
+        start.wait()
+        results.append(_post_photo(client, photo, external_id="same-id"))
+
+    threads = [threading.Thread(target=deliver) for _ in range(CONCURRENT_DELIVERIES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.status_code for r in results] == [202] * CONCURRENT_DELIVERIES
+    assert len({r.get_json()["id"] for r in results}) == 1
+    assert sum(not r.get_json()["duplicate"] for r in results) == 1
+    assert post_count(app) == 1
+    assert len(media_files(app)) == 1 and media_files(app)[0].read_bytes() == photo
+    assert len(queued_post_ids(app)) == 1
+
+
+def test_exif_orientation_is_applied_to_the_stored_size(make_app):
+    app = make_app()
+    response = _post_photo(app.test_client(), rotated_jpeg(width=40, height=20))
+    post = get_post(app, response.get_json()["id"])
+    assert (post.width, post.height) == (20, 40)
+
+
+def test_real_photos(make_app, photo_paths):
+    app = make_app()
+    client = app.test_client()
+    chosen = photo_paths[:: len(photo_paths) // REAL_PHOTOS][:REAL_PHOTOS]
+    for path in chosen:
+        response = _post_photo(client, path.read_bytes(), external_id="/".join(path.parts[-3:]))
+        assert response.status_code == 202, response.get_json()
+        post = get_post(app, response.get_json()["id"])
+        with Image.open(path) as img:
+            assert (post.width, post.height) == ImageOps.exif_transpose(img).size
+    assert post_count(app) == len(media_files(app)) == len(queued_post_ids(app)) == REAL_PHOTOS
+
+
+def test_signed_deliveries_are_accepted_when_a_secret_is_set(make_app):
+    app = make_app(webhook_secret="s3cret")
+    client = app.test_client()
+    raw = json.dumps({"external_id": "signed-json", "image": base64.b64encode(encoded("JPEG")).decode()}).encode()
+    as_json = client.post("/webhook", data=raw, content_type="application/json", headers={HEADER: sign("s3cret", raw)})
+    photo = FileStorage(io.BytesIO(encoded("PNG")), filename="p.png", content_type="image/png")
+    boundary, body = encode_multipart({"external_id": "signed-form", "image": photo})
+    as_form = client.post("/webhook", data=body, content_type=f"multipart/form-data; boundary={boundary}",
+                          headers={HEADER: sign("s3cret", body)})
+    assert as_json.status_code == as_form.status_code == 202
+    assert post_count(app) == 2
+
+
+def test_multipart_with_bare_line_feeds_is_still_understood(make_app):
+    app = make_app()
+    photo = encoded("JPEG")
+    body = (b'--b0undary\nContent-Disposition: form-data; name="external_id"\n\nlf-1\n'
+            b'--b0undary\nContent-Disposition: form-data; name="image"; filename="a.jpg"\n'
+            b"Content-Type: image/jpeg\n\n" + photo + b"\n--b0undary--\n")
+    response = app.test_client().post("/webhook", data=body, content_type="multipart/form-data; boundary=b0undary")
+    assert response.status_code == 202
+    post = get_post(app, response.get_json()["id"])
+    assert post.external_id == "lf-1" and media_files(app)[0].read_bytes() == photo
+
+
+def test_subscription_check_echoes_the_challenge(make_app):
+    app = make_app(verify_token="tok")
+    query = {"hub.mode": "subscribe", "hub.verify_token": "tok", "hub.challenge": "1158201444"}
+    response = app.test_client().get("/webhook", query_string=query)
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "1158201444" and response.mimetype == "text/plain"
+
+
+def test_status_shows_hashtags_and_story(make_app):
+    app = make_app()
+    client = app.test_client()
+    post_id = _post_photo(client, encoded("JPEG"), caption="beach").get_json()["id"]
+    attention = (np.arange(GRID[0] * GRID[1], dtype=np.float64) / sum(range(GRID[0] * GRID[1]))).tolist()
+    with app.extensions["database"].session_factory() as session:  # what the worker writes
+        post = session.get(Post, post_id)
+        for status in (PostStatus.TAGGING, PostStatus.TAGGED, PostStatus.WRITING, PostStatus.DONE):
+            post.move_to(status)
+        post.attempts = 2
+        session.add_all([
+            Hashtag(post_id=post_id, rank=2, text="sea", score=0.25, attention=attention, attention_shape=list(GRID),
+                    model_name="sat", model_version="v1"),
+            Hashtag(post_id=post_id, rank=1, text="beach", score=0.5, attention=attention, attention_shape=list(GRID),
+                    model_name="sat", model_version="v1"),
+            Story(post_id=post_id, seed_hashtag="beach", text="Once upon a beach.", length=500, temperature=0.8,
+                  top_k=20, random_seed=7, model_name="charlstm", model_version="v2"),
+        ])
+        session.commit()
+
+    body = client.get(f"/posts/{post_id}").get_json()
+    assert set(body) == POST_KEYS
+    assert (body["status"], body["attempts"], body["error"], body["caption"]) == ("done", 2, None, "beach")
+    assert [(t["rank"], t["text"], t["score"]) for t in body["hashtags"]] == [(1, "beach", 0.5), (2, "sea", 0.25)]
+    assert body["hashtags"][0]["attention"] == pytest.approx(attention)
+    assert body["hashtags"][0]["attention_shape"] == list(GRID)
+    assert body["hashtags"][0]["model_name"] == "sat" and body["hashtags"][0]["model_version"] == "v1"
+    assert body["story"] == {"text": "Once upon a beach.", "seed_hashtag": "beach", "temperature": 0.8, "top_k": 20,
+                             "length": 500, "model_name": "charlstm", "model_version": "v2"}
+    assert body["created_at"].endswith("+00:00")
+
+
+def test_status_of_a_failed_post_shows_its_error(make_app):
+    app = make_app()
+    client = app.test_client()
+    post_id = _post_photo(client, encoded("PNG")).get_json()["id"]
+    with app.extensions["database"].session_factory() as session:
+        post = session.get(Post, post_id)
+        post.move_to(PostStatus.FAILED)
+        post.error = "InvalidImage: corrupt"
+        session.commit()
+    body = client.get(f"/posts/{post_id}").get_json()
+    assert (body["status"], body["error"], body["hashtags"], body["story"]) == ("failed", "InvalidImage: corrupt", [],
+                                                                                 None)
+
+
+def test_image_endpoint_serves_the_stored_photo(make_app):
+    app = make_app()
+    client = app.test_client()
+    photo = encoded("WEBP")
+    post_id = _post_photo(client, photo).get_json()["id"]
+    response = client.get(f"/posts/{post_id}/image")
+    assert response.status_code == 200
+    assert response.mimetype == "image/webp" and response.data == photo
+    assert client.get(f"/posts/{post_id}").get_json()["image_url"] == f"/posts/{post_id}/image"
+    media_files(app)[0].unlink()  # a photo lost from disk is a 404, not a 500
+    assert client.get(f"/posts/{post_id}/image").status_code == 404
+
+
+def test_broker_down_keeps_the_post_for_the_sweep(make_app, caplog):
+    app = make_app(broker_url=CLOSED_PORT_REDIS)
+    response = _post_photo(app.test_client(), encoded("JPEG"), external_id="while-broker-down")
+    assert response.status_code == 202
+    post = get_post(app, response.get_json()["id"])
+    assert post.status == PostStatus.RECEIVED and media_files(app)
+    assert "not enqueued" in caplog.text
+
+
+def test_enqueues_on_redis(make_app, redis_url, queue_name):
+    import redis
+
+    app = make_app(broker_url=redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        post_id = _post_photo(app.test_client(), encoded("JPEG")).get_json()["id"]
+        assert client.llen(queue_name) == 1  # kombu's Redis transport: one list per queue
+        assert queued_post_ids(app) == [post_id]
+    finally:
+        client.delete(queue_name)
+        client.close()
+
+
+def test_the_webhook_process_never_imports_torch(tmp_path, migrated_templates):
+    """Validation decodes with Pillow only: PyTorch stays out of the webhook's memory and start-up."""
+    database_url, _drop = fresh_database("sqlite", tmp_path, migrated_templates)
+    script = f"""
+import io, sys
+from PIL import Image, ImageOps
+from webhook import create_app
+app = create_app({{"database_url": {database_url!r}, "broker_url": "sqla+sqlite:///{tmp_path}/broker.sqlite",
+                   "media_dir": "{tmp_path}/media"}})
+buf = io.BytesIO(); Image.new("RGB", (32, 32), "blue").save(buf, "JPEG")
+r = app.test_client().post("/webhook", data={{"image": (io.BytesIO(buf.getvalue()), "b.jpg")}})
+assert r.status_code == 202, r.get_json()
+print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn_server(tmp_path, migrated_templates):
+    """The webhook under gunicorn with its shipped config (one worker, two threads), on SQLite."""
+    url, drop = fresh_database("sqlite", tmp_path, migrated_templates)
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": url, "BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+           "MEDIA_DIR": str(tmp_path / "media"), "MAX_CONTENT_LENGTH": "20000", "PYTHONPATH": str(PROJECT_ROOT)}
+    log = open(tmp_path / "gunicorn.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "webhook/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+         "-w", "1", "--threads", "2"],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            try:
+                requests.get(f"{base}/posts/1", timeout=1)
+                break
+            except requests.RequestException:  # not listening yet, or still importing the app
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((tmp_path / "gunicorn.log").read_text())
+                time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+        drop()
+
+
+def test_under_gunicorn(gunicorn_server, coffee_jpeg):
+    small = encoded("JPEG")
+    accepted = requests.post(f"{gunicorn_server}/webhook", files={"image": ("p.jpg", small, "image/jpeg")},
+                             data={"external_id": "gunicorn-1"}, timeout=30)
+    assert accepted.status_code == 202
+    status = requests.get(gunicorn_server + accepted.json()["status_url"], timeout=30)
+    assert status.status_code == 200 and status.json()["external_id"] == "gunicorn-1"
+    assert requests.get(gunicorn_server + status.json()["image_url"], timeout=30).content == small
+    too_big = requests.post(f"{gunicorn_server}/webhook", files={"image": ("c.jpg", coffee_jpeg, "image/jpeg")},
+                            timeout=30)
+    assert too_big.status_code == 413 and "20000 bytes" in too_big.json()["message"]
