@@ -1,0 +1,116 @@
+"""Acceptance (Triton wiring): photos posted to the webhook, PostgreSQL, Redis, a real Celery worker process
+with INFERENCE_BACKEND=triton, and a real tritonserver on the shipped triton_repo/. Then tritonserver is
+stopped while posts are in flight: their tasks retry (InferenceUnavailable) and finish once it is back.
+
+One server and one worker for the module; the restart test runs last.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select
+
+from db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story
+from db.session import make_engine, make_session_factory, migrate
+from inference.tritonserver import REPOSITORY, TritonServer
+from models.checkpoint import file_version
+from tests.worker_process import running_worker, wait_until_final
+from training.export import weights_path
+from webhook import create_app
+
+K = 5
+STORY_LENGTH = 60  # characters: the pipeline is the same at 500, the test is faster
+DONE_TIMEOUT = 300.0  # seconds: includes a tritonserver restart on a busy 2-core machine
+RETRIES = {"TASK_MAX_RETRIES": "100", "RETRY_BACKOFF": "0.5", "RETRY_BACKOFF_MAX": "3"}  # seconds: outlast a restart
+POLL = 0.1  # seconds
+
+
+@pytest.fixture(scope="module")
+def server():
+    with TritonServer(REPOSITORY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def database(pg_url):
+    migrate(pg_url)
+    engine = make_engine(pg_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def pipeline(server, database, pg_url, redis_url, tmp_path_factory):
+    """(webhook test client, session factory, worker) wired to one queue, the Triton backend over gRPC."""
+    root = tmp_path_factory.mktemp("triton-pipeline")
+    queue = f"hashtale-triton-{root.name}"
+    media = root / "media"
+    client = create_app({"database_url": pg_url, "broker_url": redis_url, "task_queue": queue,
+                         "media_dir": str(media), "TESTING": True}).test_client()
+    env = {"DATABASE_URL": pg_url, "BROKER_URL": redis_url, "TASK_QUEUE": queue, "MEDIA_DIR": str(media),
+           "STORY_LENGTH": str(STORY_LENGTH), "HASHTAGS_PER_POST": str(K), "INFERENCE_BACKEND": "triton",
+           "TRITON_URL": server.grpc_url, "TRITON_PROTOCOL": "grpc", "TRITON_TIMEOUT": "60", **RETRIES}
+    with running_worker(env, root / "worker.log", concurrency=1) as worker:
+        yield client, database, worker
+
+
+def post_photos(client, paths, tag: str) -> list[int]:
+    ids = []
+    for path in paths:
+        response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
+                                                 "external_id": f"{tag}-{path.name}"})
+        assert response.status_code == 202, response.get_json()
+        ids.append(response.get_json()["id"])
+    return ids
+
+
+def assert_done_through_triton(sessions, post_ids):
+    tagger_version = file_version(weights_path(REPOSITORY, "hashtagger"))
+    writer_version = file_version(weights_path(REPOSITORY, "storyteller"))
+    with sessions() as session:
+        for post_id in post_ids:
+            post = session.get(Post, post_id)
+            tags = session.scalars(select(Hashtag).where(Hashtag.post_id == post_id).order_by(Hashtag.rank)).all()
+            (story,) = session.scalars(select(Story).where(Story.post_id == post_id)).all()
+            assert post.status == PostStatus.DONE and post.error is None
+            assert [t.rank for t in tags] == list(range(1, K + 1)) and len({t.text for t in tags}) == K
+            assert {t.model_version for t in tags} == {tagger_version}  # the weights Triton serves
+            assert story.model_version == writer_version and story.seed_hashtag == tags[0].text and story.text
+
+
+def test_posts_go_through_triton_into_postgresql(pipeline, photo_paths):
+    client, sessions, worker = pipeline
+    post_ids = post_photos(client, photo_paths[:2], "through-triton")
+    statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+    assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
+    assert_done_through_triton(sessions, post_ids)
+
+
+def test_stopping_triton_mid_flight_loses_nothing(pipeline, server, photo_paths):
+    client, sessions, worker = pipeline
+    post_ids = post_photos(client, photo_paths[10:14], "triton-restart")
+    wait_for(lambda: statuses(sessions, post_ids).count(PostStatus.DONE) >= 1, DONE_TIMEOUT)
+    assert set(statuses(sessions, post_ids)) - FINAL_STATUSES  # some posts are still in flight...
+    server.stop()  # ...when the server goes away
+    retried = worker.log().count("transient InferenceUnavailable")
+    wait_for(lambda: worker.log().count("transient InferenceUnavailable") > retried, DONE_TIMEOUT)
+    assert PostStatus.FAILED not in statuses(sessions, post_ids)
+    server.start()
+    final = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+    assert set(final.values()) == {PostStatus.DONE}, worker.log()[-4000:]
+    assert_done_through_triton(sessions, post_ids)
+    with sessions() as session:  # the retried runs are counted on the posts
+        assert sum(session.get(Post, i).attempts for i in post_ids) > 2 * len(post_ids)
+
+
+def statuses(sessions, post_ids) -> list[PostStatus]:
+    with sessions() as session:
+        return list(session.scalars(select(Post.status).where(Post.id.in_(post_ids))))
+
+
+def wait_for(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met after {timeout} s"
+        time.sleep(POLL)
