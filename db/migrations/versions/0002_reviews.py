@@ -22,6 +22,8 @@ def _enum(values, name):
 
 
 def upgrade() -> None:
+    op.create_index("ix_hashtags_text_post_id", "hashtags", ["text", "post_id"])
+
     op.create_table(
         "admins",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -92,3 +94,4 @@ def downgrade() -> None:
     op.drop_table("hashtag_verdicts")
     op.drop_table("reviews")
     op.drop_table("admins")
+    op.drop_index("ix_hashtags_text_post_id", table_name="hashtags")
