@@ -75,11 +75,8 @@ def current_state_of(post_id) -> ScalarSelect:
     )
 
 
-def current_states(session: Session, post_ids: list[int]) -> dict[int, ReviewState]:
-    """post id -> review state, UNREVIEWED for posts without any state change."""
-    rows = session.execute(newest_state_changes().where(ReviewStateChange.post_id.in_(post_ids))).all()
-    states = {row.post_id: row.state for row in rows}
-    return {post_id: states.get(post_id, ReviewState.UNREVIEWED) for post_id in post_ids}
+def current_state(session: Session, post_id: int) -> ReviewState:
+    return session.scalar(select(current_state_of(post_id))) or ReviewState.UNREVIEWED
 
 
 def latest_reviews() -> Select:
@@ -157,7 +154,7 @@ def submit_review(
         + [ReviewTagChange(text=t, change=TagChange.ADDED) for t in answers.tags if t not in suggested],
     )
     session.add(review)
-    state = current_states(session, [post.id])[post.id]
+    state = current_state(session, post.id)
     # An explicit decision is always recorded (who approved, with which tags); a plain review only marks new posts.
     new_state = answers.decision or (ReviewState.REVIEWED if state is ReviewState.UNREVIEWED else None)
     if new_state is not None:

@@ -13,7 +13,7 @@ from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
 from db.schema import Post
 from models.image import InvalidImage, decode_image
 from review.history import (
-    InvalidTag, NotYourReview, ReviewAnswers, ReviewConflict, current_states, parse_tags, reviews_of_post,
+    InvalidTag, NotYourReview, ReviewAnswers, ReviewConflict, current_state, parse_tags, reviews_of_post,
     submit_review,
 )
 from webhook.admin import bp
@@ -68,7 +68,7 @@ def _render(post: Post, form: ReviewForm, status: int = 200):
     history = reviews_of_post(db.session, post.id)
     return render_template(
         "admin/post.html", post=post, form=form, history=history,
-        state=current_states(db.session, [post.id])[post.id], next_id=_next_unreviewed(post),
+        state=current_state(db.session, post.id), next_id=_next_unreviewed(post),
         logout_form=LogoutForm(),
     ), status
 
