@@ -13,7 +13,7 @@ from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
 from db.schema import Post
 from models.image import InvalidImage, decode_image
 from review.history import (
-    InvalidTag, NotYourReview, ReviewAnswers, ReviewConflict, current_state, parse_tags, reviews_of_post,
+    NotYourReview, ReviewAnswers, ReviewConflict, current_state, parse_tags, reviews_of_post,
     submit_review,
 )
 from webhook.admin import bp
@@ -112,7 +112,7 @@ def submit(post_id: int):
             errors = (f"{form[name].label.text} {' '.join(messages)}" for name, messages in form.errors.items())
             raise ValueError("; ".join(errors))
         answers = _answers(post, form)
-    except (ValueError, InvalidTag) as exc:
+    except ValueError as exc:  # a form error, a missing answer or an InvalidTag
         flash(str(exc), "error")
         return _render(post, form, 400)
     try:
