@@ -333,3 +333,13 @@ def test_under_gunicorn(gunicorn_server, coffee_jpeg):
     too_big = requests.post(f"{gunicorn_server}/webhook", files={"image": ("c.jpg", coffee_jpeg, "image/jpeg")},
                             timeout=30)
     assert too_big.status_code == 413 and "20000 bytes" in too_big.json()["message"]
+
+
+def test_a_relative_media_dir_means_the_working_directory(make_app, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app(media_dir="relative-media")
+    photo = encoded("PNG")
+    client = app.test_client()
+    post_id = _post_photo(client, photo).get_json()["id"]
+    assert [p.read_bytes() for p in (tmp_path / "relative-media").rglob("*.png")] == [photo]
+    assert client.get(f"/posts/{post_id}/image").data == photo

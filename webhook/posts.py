@@ -8,6 +8,7 @@ from sqlalchemy.orm import selectinload
 
 from db.schema import Hashtag, Post, Story
 from webhook.database import db
+from webhook.storage import MediaStore
 
 MIMETYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 IMAGE_MAX_AGE = 24 * 60 * 60  # seconds; a post's photo never changes
@@ -28,7 +29,8 @@ def get_image(post_id: int) -> Response:
     post = db.session.get(Post, post_id)
     if post is None:
         abort(404, f"no post with id {post_id}")
-    media_dir = current_app.config["SETTINGS"].media_dir
+    # Absolute: send_from_directory would take a relative folder as relative to the package, not the working dir.
+    media_dir = MediaStore(current_app.config["SETTINGS"].media_dir).root
     return send_from_directory(media_dir, post.image_path, mimetype=MIMETYPES[post.image_format], max_age=IMAGE_MAX_AGE)
 
 

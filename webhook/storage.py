@@ -22,7 +22,7 @@ FILE_MODE = 0o644
 
 class MediaStore:
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # a relative MEDIA_DIR means the working directory, for every reader
 
     def relative_path(self, sha256: str, image_format: str) -> str:
         return f"{sha256[:2]}/{sha256[2:4]}/{sha256}{SUFFIXES[image_format]}"
