@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -14,18 +13,13 @@ import requests
 from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
 from models.writer import SHIPPED_CHECKPOINT as SHIPPED_STORYTELLER
 from settings import PROJECT_ROOT
+from tests.worker_process import free_port
 
 HASHTALE = PROJECT_ROOT / ".venv" / "bin" / "hashtale"
 START_TIMEOUT = 90.0  # seconds for the webhook to answer (gunicorn imports Flask, SQLAlchemy, Celery)
 RESULT_TIMEOUT = 30.0  # seconds from the 202 to a post with hashtags and a story: the acceptance criterion
 STOP_TIMEOUT = 60.0  # seconds for serve to stop its children after SIGTERM
 POLL = 0.25  # seconds
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

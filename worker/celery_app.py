@@ -9,6 +9,8 @@ from celery import Celery
 
 from settings import Settings
 
+POOL_PROCESS_START_TIMEOUT = 180.0  # seconds: importing torch and loading both models on a busy machine
+
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("hashtale", broker=settings.broker_url, include=["worker.tasks"])
@@ -18,6 +20,9 @@ def make_celery(settings: Settings) -> Celery:
         task_acks_late=True,  # a message is acknowledged only after its task finished...
         task_reject_on_worker_lost=True,  # ...and redelivered if the worker process died mid-task
         worker_prefetch_multiplier=1,
+        # A new pool process loads the models before it reports up (worker.tasks warms them up): allow for it,
+        # or the pool kills and respawns it forever (Celery's default is 4 s).
+        worker_proc_alive_timeout=POOL_PROCESS_START_TIMEOUT,
         broker_connection_retry_on_startup=True,
         beat_schedule={
             "sweep-stuck-posts": {"task": "worker.tasks.sweep_stuck_posts", "schedule": settings.sweep_interval},

@@ -1,0 +1,174 @@
+"""Acceptance (resilience): nothing accepted is lost when a worker is killed mid-task or Redis restarts.
+
+Real processes throughout: our own redis-server (restarted here, so not the shared one), our own PostgreSQL
+database (the sweep re-enqueues every stuck post it sees, so it must not see other tests' posts), the webhook
+app, and Celery worker processes killed with SIGKILL.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, select, text
+
+from db.schema import Post, PostStatus
+from db.session import make_engine, make_session_factory, migrate
+from tests.conftest import PG_ADMIN_URL
+from tests.worker_process import WorkerProcess, free_port, result_counts, running_worker, wait_until_final
+from webhook import create_app
+
+K = 5
+STORY_LENGTH = 200  # characters: long enough to catch a worker mid-story
+FAST_SWEEP = {"STUCK_AFTER": "3", "SWEEP_INTERVAL": "1"}  # seconds: a lost message is noticed quickly
+STATUS_TIMEOUT = 90.0  # seconds for a worker to start and reach a given stage
+DONE_TIMEOUT = 180.0  # seconds for every post to be done on a busy 2-core machine
+REDIS_START_TIMEOUT = 10.0  # seconds
+POLL = 0.05  # seconds: a story takes about a second to write, a kill must land inside it
+
+
+class RedisServer:
+    """A throwaway redis-server without persistence: a restart loses every queued message."""
+
+    def __init__(self, port: int, workdir: Path):
+        self.port, self.workdir = port, workdir
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(POLL)
+        client.close()
+
+    def crash(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.crash()
+
+
+@pytest.fixture(scope="module")
+def own_pg_url():
+    name = f"hashtale_resilience_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    migrate(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sessions(own_pg_url):
+    engine = make_engine(own_pg_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def post_photos(pg_url: str, broker_url: str, queue: str, media: Path, photos: list[Path]) -> list[int]:
+    client = create_app({"database_url": pg_url, "broker_url": broker_url, "task_queue": queue,
+                         "media_dir": str(media), "TESTING": True}).test_client()
+    ids = []
+    for path in photos:
+        response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
+                                                 "external_id": f"{queue}-{path.name}"})
+        assert response.status_code == 202, response.get_json()
+        ids.append(response.get_json()["id"])
+    return ids
+
+
+def wait_for_status(sessions, post_ids: list[int], status: PostStatus, timeout: float, log) -> int:
+    """The first post seen in `status`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            found = session.scalar(select(Post.id).where(Post.id.in_(post_ids), Post.status == status).limit(1))
+        if found is not None:
+            return found
+        time.sleep(POLL)
+    raise TimeoutError(f"no post reached {status.value} in {timeout} s:\n{log()[-4000:]}")
+
+
+def pool_children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children]
+
+
+def assert_one_set_each(sessions, post_ids: list[int]) -> None:
+    for post_id in post_ids:
+        assert result_counts(sessions, post_id) == (K, 1), f"post {post_id}"
+
+
+def test_killed_workers_lose_no_post(own_pg_url, redis_server, queue_name, photo_paths, sessions, tmp_path):
+    env = {"DATABASE_URL": own_pg_url, "BROKER_URL": redis_server.url, "TASK_QUEUE": queue_name,
+           "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH)}
+    media = tmp_path / "media"
+
+    worker = WorkerProcess(env, tmp_path / "worker1.log", concurrency=1).wait_ready()
+    try:
+        # 1. The pool process dies mid-story: its worker sees it lost and requeues the message (acks_late,
+        #    reject_on_worker_lost); no sweep involved.
+        first_ids = post_photos(own_pg_url, redis_server.url, queue_name, media, photo_paths[:2])
+        first = wait_for_status(sessions, first_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
+        (child,) = pool_children(worker.proc.pid)
+        os.kill(child, signal.SIGKILL)
+        wait_until_final(sessions, first_ids, DONE_TIMEOUT)
+
+        # 2. The whole worker dies mid-story (SIGKILL to its process group): the message stays unacknowledged
+        #    in Redis for its visibility timeout (an hour), so the restarted worker's sweep recovers the post.
+        second_ids = post_photos(own_pg_url, redis_server.url, queue_name, media, photo_paths[2:4])
+        second = wait_for_status(sessions, second_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
+    finally:
+        worker.kill(signal.SIGKILL)
+    with sessions() as session:
+        assert session.get(Post, second).status == PostStatus.WRITING  # it really was mid-task
+
+    post_ids = first_ids + second_ids
+    with running_worker({**env, **FAST_SWEEP}, tmp_path / "worker2.log", concurrency=1, beat=True) as restarted:
+        statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+        assert set(statuses.values()) == {PostStatus.DONE}, restarted.log()[-4000:]
+    assert_one_set_each(sessions, post_ids)
+    with sessions() as session:
+        assert session.get(Post, first).attempts == 3  # tagging, the killed story, the redelivered story
+        assert session.get(Post, second).attempts >= 3
+
+
+def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_name, photo_paths, sessions, tmp_path):
+    env = {"DATABASE_URL": own_pg_url, "BROKER_URL": redis_server.url, "TASK_QUEUE": queue_name,
+           "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH), **FAST_SWEEP}
+    with running_worker(env, tmp_path / "worker.log", concurrency=1, beat=True) as worker:
+        post_ids = post_photos(own_pg_url, redis_server.url, queue_name, tmp_path / "media", photo_paths[10:15])
+        wait_for_status(sessions, post_ids, PostStatus.TAGGED, STATUS_TIMEOUT, worker.log)
+        broker = redis.Redis.from_url(redis_server.url)
+        assert broker.llen(queue_name) > 0  # messages are still waiting in Redis...
+        broker.close()
+        redis_server.crash()  # ...and are lost with it
+        redis_server.start()
+
+        statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+        assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
+    assert_one_set_each(sessions, post_ids)
