@@ -1,0 +1,214 @@
+"""Ingest throughput, from one run: the webhook's accept rate, end-to-end posts/s through Celery with the local
+backend, and the bare in-process models on the same photos (what end to end is compared with).
+
+    .venv/bin/python bench/ingest.py                 # PostgreSQL + Redis on 127.0.0.1 (production setup)
+    .venv/bin/python bench/ingest.py --posts 8       # fewer photos per model variant (faster, noisier)
+
+Variants use the same 2 cores in two ways: one process with two PyTorch threads, and two processes with one
+thread each (what `hashtale worker` runs by default). Each end-to-end figure is set against the bare figure
+with the same processes and threads. The figures are wall-clock rates on whatever else the machine is doing.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+
+from db.schema import Post, PostStatus  # noqa: E402
+from db.session import make_engine, make_session_factory, migrate  # noqa: E402
+from settings import PROJECT_ROOT, Settings  # noqa: E402
+
+PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CORES = os.cpu_count() or 1
+READY_TIMEOUT = 300.0  # seconds for a worker to start and load the models on a busy machine
+POLL = 0.1  # seconds
+POST_ID_BASE = 10**6  # story seeds of the bare runs: any ids, the work per story does not depend on them
+
+
+def load_bench_webhook():
+    """bench/webhook.py's gunicorn launcher and load generator (one implementation for both benches)."""
+    spec = importlib.util.spec_from_file_location("bench_webhook", Path(__file__).with_name("webhook.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def fresh_database():
+    name = f"hashtale_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def purge_queue(queue: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.delete(queue)
+    client.close()
+
+
+def accept_rate(bw, photos: list[bytes], posts: int, concurrency: int, work: Path) -> None:
+    queue = f"bench-ingest-{uuid.uuid4().hex[:12]}"
+    with fresh_database() as url:
+        env = {"DATABASE_URL": url, "BROKER_URL": REDIS_URL, "MEDIA_DIR": str(work / "accept-media"),
+               "TASK_QUEUE": queue}
+        port = bw.free_port()
+        proc = bw.start_gunicorn(env, port, work / "gunicorn.log")
+        try:
+            bw.run_load(port, [bw.multipart_body(photos[i % len(photos)]) for i in range(concurrency)], concurrency)
+            bodies = [bw.multipart_body(photos[i % len(photos)]) for i in range(posts)]
+            seconds, codes = bw.run_load(port, bodies, concurrency)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
+            purge_queue(queue)
+    print(f"webhook accept rate (gunicorn, webhook/gunicorn.conf.py, {concurrency} concurrent connections, "
+          f"PostgreSQL + Redis, multipart): {posts / seconds:.0f} posts/s   answers {codes}", flush=True)
+
+
+def _bare_process(paths: list[str], threads: int, barrier, results) -> None:
+    """One process of the bare variant: load the models, wait for the others, then tag and tell its photos."""
+    from inference.local import LocalBackend
+    from worker import pipeline
+
+    settings = Settings.from_env(torch_threads=threads)
+    backend = LocalBackend.from_settings(settings)
+    backend.check_ready()
+    images = [Path(p).read_bytes() for p in paths]
+    warm = pipeline.hashtag_rows(POST_ID_BASE, images[0], backend, settings.hashtags_per_post)  # first-call costs
+    pipeline.story_row(POST_ID_BASE, warm[0].text, backend, settings)
+    barrier.wait()
+    start = time.perf_counter()
+    for i, image in enumerate(images):
+        tags = pipeline.hashtag_rows(POST_ID_BASE + i, image, backend, settings.hashtags_per_post)
+        pipeline.story_row(POST_ID_BASE + i, tags[0].text, backend, settings)
+    results.put((start, time.perf_counter()))
+
+
+def bare_rate(paths: list[Path], processes: int, threads: int) -> float:
+    """posts/s of the models alone, in `processes` fresh processes (spawned: no PyTorch state crosses a fork)."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(processes), ctx.Queue()
+    shares = [[str(p) for p in paths[i::processes]] for i in range(processes)]
+    procs = [ctx.Process(target=_bare_process, args=(share, threads, barrier, results)) for share in shares]
+    for p in procs:
+        p.start()
+    spans = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return len(paths) / (max(end for _, end in spans) - min(start for start, _ in spans))
+
+
+def post_all(client, paths: list[Path], tag: str) -> list[int]:
+    ids = []
+    for path in paths:
+        response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
+                                                 "external_id": f"{tag}-{path.name}"})
+        assert response.status_code == 202, response.get_json()
+        ids.append(response.get_json()["id"])
+    return ids
+
+
+def wait_done(sessions, ids: list[int]) -> None:
+    while True:
+        with sessions() as session:
+            left = session.scalar(select(func.count()).select_from(Post).where(
+                Post.id.in_(ids), Post.status.not_in([PostStatus.DONE, PostStatus.FAILED])))
+        if not left:
+            return
+        time.sleep(POLL)
+
+
+def end_to_end_rate(paths: list[Path], warmup: list[Path], concurrency: int, work: Path) -> float:
+    """posts/s from the first POST to the last post done, through the webhook app, Redis, a Celery worker process
+    (`hashtale worker`, already warm) and PostgreSQL."""
+    from webhook import create_app
+
+    queue = f"bench-ingest-{uuid.uuid4().hex[:12]}"
+    media = work / f"media-{concurrency}"
+    with fresh_database() as url:
+        env = {"DATABASE_URL": url, "BROKER_URL": REDIS_URL, "TASK_QUEUE": queue, "MEDIA_DIR": str(media)}
+        client = create_app({"database_url": url, "broker_url": REDIS_URL, "task_queue": queue,
+                             "media_dir": str(media)}).test_client()
+        engine = make_engine(url)
+        sessions = make_session_factory(engine)
+        log = open(work / f"worker-{concurrency}.log", "wb")
+        worker = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--concurrency", str(concurrency)],
+                                  cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT
+            warm_ids = post_all(client, warmup, "warmup")
+            wait_done(sessions, warm_ids)  # every pool process has loaded the models and run once
+            assert time.monotonic() < deadline, "worker too slow to start"
+            start = time.perf_counter()
+            ids = post_all(client, paths, "bench")
+            wait_done(sessions, ids)
+            seconds = time.perf_counter() - start
+            with sessions() as session:
+                failed = session.scalar(select(func.count()).select_from(Post).where(
+                    Post.id.in_(ids), Post.status == PostStatus.FAILED))
+            assert not failed, f"{failed} posts failed; see {work}"
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait()
+            log.close()
+            engine.dispose()
+            purge_queue(queue)
+    return len(paths) / seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accept-posts", type=int, default=2000, help="posts for the accept rate (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent webhook connections (default 16)")
+    parser.add_argument("--posts", type=int, default=12, help="photos per model variant (default 12)")
+    args = parser.parse_args()
+
+    bw = load_bench_webhook()
+    names = (PHOTOS / "data_list.txt").read_text().split()
+    chosen = random.Random(0).sample(names, args.posts + CORES)
+    paths, warmup = [PHOTOS / n for n in chosen[: args.posts]], [PHOTOS / n for n in chosen[args.posts:]]
+    story_length = Settings.from_env().story_length
+    print(f"{CORES} cores; {args.posts} real photos per model variant; stories of {story_length} characters", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="hashtale-bench-ingest-") as tmp:
+        work = Path(tmp)
+        accept_rate(bw, bw.load_photos(bw.PHOTO_SAMPLE), args.accept_posts, args.concurrency, work)
+        for processes, threads in ((1, CORES), (CORES, 1)):
+            bare = bare_rate(paths, processes, threads)
+            e2e = end_to_end_rate(paths, warmup[:processes], processes, work)
+            print(f"{processes} process(es) x {threads} thread(s):  bare models {bare:.3f} posts/s   "
+                  f"end to end (webhook app -> Redis -> Celery worker --concurrency {processes} -> PostgreSQL) "
+                  f"{e2e:.3f} posts/s   = {100 * e2e / bare:.0f}% of bare", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
