@@ -37,6 +37,8 @@ class TritonBackend:
         self.protocol = protocol
         self.timeout = timeout  # seconds, per call
         self._local = threading.local()
+        self._clients: list = []  # every client this backend made, so close() reaches other threads' too
+        self._clients_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TritonBackend":
@@ -60,7 +62,17 @@ class TritonBackend:
                 local.client = self.module.InferenceServerClient(
                     self.url, connection_timeout=self.timeout, network_timeout=self.timeout)
             local.pid = os.getpid()
+            with self._clients_lock:
+                self._clients.append(local.client)
         return local.client
+
+    def close(self) -> None:
+        """Close every connection (an open HTTP keep-alive connection delays a tritonserver shutdown)."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()
 
     def _call(self, method: str, *args, **kwargs):
         """Call a client method, mapping faults as the module docstring says."""
@@ -78,7 +90,7 @@ class TritonBackend:
                 raise ValueError(message.split(INVALID_REQUEST_PREFIX, 1)[1]) from exc
             raise InferenceUnavailable(f"Triton at {self.url}: {message}") from exc
         except Exception as exc:  # connection refused/reset, timeouts: each transport raises its own types
-            self._local.pid = None  # rebuild the connection on the next call
+            self._local.pid = None  # a new connection on the next call
             raise InferenceUnavailable(f"Triton at {self.url} unreachable: {exc!r}") from exc
 
     def check_ready(self) -> None:

@@ -1,8 +1,9 @@
 """Triton Python-backend model for the attention hashtagger: thin glue around models/.
 
 `execute` receives every request the dynamic batcher grouped; their images are decoded one by one (a bad
-image fails only its own request, with INVALID_ARG) and the good ones run as ONE batched forward pass per
-distinct K. One response per request, in request order.
+image fails only its own request, with INVALID_ARG) and the good ones run as ONE batched beam search per
+distinct K (the encoder in chunks of `encode_chunk` images, see config.pbtxt). One response per request,
+in request order.
 """
 import json
 from pathlib import Path
@@ -36,6 +37,7 @@ class TritonPythonModel:
         if threads > 0:
             torch.set_num_threads(threads)
         weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
+        self.encode_chunk = int(parameter(config, "encode_chunk"))
         self.device = device_of(args)
         self.tagger = Tagger.load(weights, device=self.device)
         self.model_version = np.array([[f"{self.tagger.name}:{self.tagger.version}".encode()]], dtype=np.object_)
@@ -62,10 +64,12 @@ class TritonPythonModel:
                 for i in indices:
                     responses[i] = error(INVALID_REQUEST_PREFIX + f"K must be at least 1, got {k}", pb_utils.TritonError.INVALID_ARG)
                 continue
+            x = torch.stack(images).to(self.device)  # (B, 3, 224, 224)
             with torch.inference_mode():
-                batch = self.tagger.suggest(torch.stack(images).to(self.device), k)  # B lists of predictions
-            for i, predictions in zip(indices, batch):
-                responses[i] = self.response(predictions)
+                feats = torch.cat([self.tagger.encode(part) for part in x.split(self.encode_chunk or len(x))])  # (B, L, D)
+                decoded = self.tagger.decode(feats, k)  # B ranked tag lists, one batched beam search
+            for i, d in zip(indices, decoded):
+                responses[i] = self.response(d.tags)
         return responses
 
     def response(self, predictions):

@@ -1,0 +1,175 @@
+"""Triton serving throughput and latency, dynamic batching on vs off, against in-process batched inference.
+
+    .venv/bin/python bench/triton.py [--protocol grpc|http] [--photos N] [--story-length CHARS]
+
+Two tritonservers run side by side: the shipped triton_repo/ (dynamic batching on) and the same repository
+with the `dynamic_batching` block removed (off). Each model gets requests from 1, 8 and 32 concurrent clients
+(threads, each with its own connection), on and off measured alternately at each level. Printed per model: throughput (requests/s),
+p50/p99 latency (ms), the on/off ratio at concurrency 8 and Triton's best throughput as a fraction of the
+in-process batched throughput (one batch of 32 through the same code, decoding included, in this process with
+the server's thread count).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from inference import StoryRequest
+from inference.triton import TritonBackend
+from inference.tritonserver import REPOSITORY, TritonServer, variant_repository
+from settings import PROJECT_ROOT
+from training.export import weights_path
+
+PHOTOS_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
+CONCURRENCY = (1, 8, 32)
+MIN_REQUESTS = 16  # per measurement
+IN_PROCESS_BATCH = 32  # the repository's max_batch_size
+K = 5
+STORY_SEED_TAGS = ("beach", "food", "dog", "sunset", "family", "coffee", "travel", "city")
+DYNAMIC_BATCHING = re.compile(r"\ndynamic_batching \{.*?\n\}\n", re.DOTALL)
+TORCH_THREADS = re.compile(r'key: "torch_threads"\s*value: \{ string_value: "(\d+)" \}')
+MS = 1000.0
+
+
+def batching_off(model: str, config: str) -> str:
+    stripped = DYNAMIC_BATCHING.sub("\n", config)
+    assert stripped != config, f"{model}: no dynamic_batching block to remove"
+    return stripped
+
+
+def unchanged(model: str, config: str) -> str:
+    return config
+
+
+def measure(call, payloads: list, concurrency: int) -> tuple[float, list[float]]:
+    """Send every payload, `concurrency` at a time; (requests per second, latencies in seconds)."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    next_index = iter(range(len(payloads)))
+
+    def client() -> None:
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                return
+            began = time.perf_counter()
+            call(payloads[i])
+            elapsed = time.perf_counter() - began
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(payloads) / (time.perf_counter() - began), latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_servers(servers: dict[str, TritonServer], protocol: str, workloads: dict, rounds: int) -> dict:
+    """{(variant, model, concurrency): (throughput, p50, p99)}. The variants' servers run side by side and are
+    measured alternately at each level, so a change in the shared machine's load hits both alike."""
+    results = {}
+    backends = {label: TritonBackend(server.url(protocol), protocol, timeout=600.0) for label, server in servers.items()}
+    for model, (call, payloads) in workloads.items():
+        for backend in backends.values():
+            call(backend, payloads[0])  # warm-up: first-call allocations
+        for concurrency in CONCURRENCY:
+            n = max(MIN_REQUESTS, rounds * concurrency)
+            batch = [payloads[i % len(payloads)] for i in range(n)]
+            for label, backend in backends.items():
+                throughput, latencies = measure(lambda p: call(backend, p), batch, concurrency)
+                p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+                results[label, model, concurrency] = (throughput, p50, p99)
+                print(f"{model:<11} batching {label:<3} concurrency {concurrency:>2}: {n:>3} requests, "
+                      f"{throughput:7.2f} req/s, p50 {p50 * MS:7.0f} ms, p99 {p99 * MS:7.0f} ms", flush=True)
+    for backend in backends.values():
+        backend.close()
+    return results
+
+
+def in_process(images: list[bytes], stories: list[StoryRequest], threads: int) -> dict[str, float]:
+    """Requests per second of one batch of IN_PROCESS_BATCH through the models in this process. The hashtagger
+    twice: `Tagger.suggest` on the whole batch, and as the Triton model runs it (encoder image by image,
+    one batched beam search)."""
+    import torch
+
+    from models.image import preprocess
+    from models.tagger import Tagger
+    from models.writer import StorySpec, StoryWriter
+
+    torch.set_num_threads(threads)
+    tagger = Tagger.load(weights_path(REPOSITORY, "hashtagger"))
+    writer = StoryWriter.load(weights_path(REPOSITORY, "storyteller"))
+    batch = [images[i % len(images)] for i in range(IN_PROCESS_BATCH)]
+    specs = [StorySpec(s.seed_text, s.length, s.temperature, s.top_k, s.random_seed)
+             for s in (stories[i % len(stories)] for i in range(IN_PROCESS_BATCH))]
+    tagger.suggest(preprocess(batch[0]).unsqueeze(0), K)  # warm-up
+    rates = {}
+    with torch.inference_mode():
+        began = time.perf_counter()
+        tagger.suggest(torch.stack([preprocess(b) for b in batch]), K)  # (32, 3, 224, 224), decoding included
+        rates["hashtagger"] = IN_PROCESS_BATCH / (time.perf_counter() - began)
+        began = time.perf_counter()
+        x = torch.stack([preprocess(b) for b in batch])  # (32, 3, 224, 224)
+        tagger.decode(torch.cat([tagger.encode(part) for part in x.split(1)]), K)
+        rates["hashtagger, encoder per image"] = IN_PROCESS_BATCH / (time.perf_counter() - began)
+    began = time.perf_counter()
+    writer.write(specs)
+    rates["storyteller"] = IN_PROCESS_BATCH / (time.perf_counter() - began)
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
+    parser.add_argument("--photos", type=int, default=32, help="distinct real photos to send")
+    parser.add_argument("--story-length", type=int, default=40, help="characters per story")
+    parser.add_argument("--rounds", type=int, default=3, help="requests per client at each concurrency")
+    args = parser.parse_args()
+
+    paths = [PHOTOS_DIR / line for line in (PHOTOS_DIR / "data_list.txt").read_text().split()]
+    images = [p.read_bytes() for p in paths[:: len(paths) // args.photos][: args.photos]]
+    stories = [StoryRequest(seed_text=tag, length=args.story_length, temperature=0.8, top_k=20, random_seed=i)
+               for i, tag in enumerate(STORY_SEED_TAGS)]
+    workloads = {
+        "hashtagger": (lambda backend, image: backend.suggest_hashtags(image, K), images),
+        "storyteller": (lambda backend, request: backend.write_story(request), stories),
+    }
+    threads = int(TORCH_THREADS.search((REPOSITORY / "hashtagger" / "config.pbtxt").read_text()).group(1))
+    print(f"{len(images)} photos, stories of {args.story_length} chars, protocol {args.protocol}, "
+          f"torch threads per instance {threads}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="bench-triton-") as tmp, contextlib.ExitStack() as stack:
+        servers = {}
+        for label, edit in (("on", unchanged), ("off", batching_off)):
+            servers[label] = stack.enter_context(TritonServer(variant_repository(Path(tmp) / label, edit)))
+            print(f"batching {label}: tritonserver ready in {servers[label].startup_seconds:.1f} s", flush=True)
+        results = bench_servers(servers, args.protocol, workloads, args.rounds)
+    reference = in_process(images, stories, threads)
+
+    print()
+    for name, rate in reference.items():
+        print(f"in-process batch of {IN_PROCESS_BATCH}, {name}: {rate:.2f} req/s")
+    for model in workloads:
+        best_reference = max(rate for name, rate in reference.items() if name.startswith(model))
+        best = max(results["on", model, c][0] for c in CONCURRENCY)
+        print(f"{model}: batching on/off at concurrency 8: "
+              f"{results['on', model, 8][0] / results['off', model, 8][0]:.2f}x; "
+              f"Triton best (batching on) / best in-process batched: {best / best_reference:.0%}")
+
+
+if __name__ == "__main__":
+    main()
