@@ -24,7 +24,7 @@ from tests.worker_process import WorkerProcess, free_port, result_counts, runnin
 from webhook import create_app
 
 K = 5
-STORY_LENGTH = 200  # characters: long enough to catch a worker mid-story
+STORY_LENGTH = 150  # characters: long enough to catch a worker mid-story
 FAST_SWEEP = {"STUCK_AFTER": "3", "SWEEP_INTERVAL": "1"}  # seconds: a lost message is noticed quickly
 STATUS_TIMEOUT = 90.0  # seconds for a worker to start and reach a given stage
 DONE_TIMEOUT = 180.0  # seconds for every post to be done on a busy 2-core machine
