@@ -112,8 +112,8 @@ def fail(rt: Runtime, post_id: int, reason: str) -> None:
 
 
 def backoff(retries: int, settings: Settings) -> float:
-    """Seconds before retry number `retries + 1`: exponential, capped, with full jitter (so retries of many
-    posts that failed together do not hit the recovering server together)."""
+    """Seconds before retry number `retries + 1`: exponential, capped, with jitter over the upper half (so
+    the retries of many posts that failed together do not hit the recovering server together)."""
     ceiling = min(settings.retry_backoff_max, settings.retry_backoff * 2 ** retries)
     return random.uniform(ceiling / 2, ceiling)
 
