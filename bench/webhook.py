@@ -161,6 +161,7 @@ def main() -> int:
     parser.add_argument("--embedded", action="store_true", help="SQLite + SQLAlchemy broker instead of PostgreSQL + Redis")
     args = parser.parse_args()
 
+    print(f"{os.cpu_count()} cores; 1-minute load average {os.getloadavg()[0]:.1f} at start (other work shares them)")
     photos = load_photos(PHOTO_SAMPLE)
     bench_parsers(photos)
 
