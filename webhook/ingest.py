@@ -36,6 +36,8 @@ CAPTION_MAX = 10_000  # characters; Instagram allows 2,200
 DEFAULT_EXTERNAL_ID_PREFIX = "sha256:"
 DATA_URL_PREFIX = "data:"
 BASE64_MARKER = ";base64"
+# A broker blip is retried briefly; a broker outage must not hold every request (the sweep enqueues later).
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}  # seconds
 
 bp = Blueprint("ingest", __name__)
 logger = logging.getLogger(__name__)  # a child of the app's logger ("webhook")
@@ -136,7 +138,7 @@ def _enqueue(post_id: int) -> None:
     # This app's Celery (not whichever was created last): tests build several apps in one process.
     task = current_app.extensions["celery"].tasks[suggest_hashtags.name]
     try:
-        task.delay(post_id)
+        task.apply_async((post_id,), retry_policy=PUBLISH_RETRY_POLICY)
     except Exception:  # any broker fault: kombu raises several kinds; the committed post must still be answered 202
         logger.exception("post %s is stored but not enqueued; the periodic sweep will enqueue it", post_id)
 
