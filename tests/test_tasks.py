@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from db.schema import Hashtag, Post, PostStatus, Story, utcnow
-from db.session import make_engine, make_session_factory, migrate
+from db.session import migrate
 from settings import Settings
 from worker import pipeline
 from worker.celery_app import make_celery
