@@ -233,7 +233,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repository", default=str(REPOSITORY), help="Triton model repository (default: triton_repo/)")
     for name, port in DEFAULT_PORTS.items():
         parser.add_argument(f"--{name}-port", type=int, default=port, help=f"{name} port on {HOST}, 0: a free one")
-    parser.add_argument("--no-export", action="store_true", help="do not export missing weights before starting")
+    parser.add_argument("--no-export", action="store_true", help="do not export missing or stale weights first")
+    parser.add_argument("--log", help="append tritonserver's log to this file (default: a temporary file)")
 
 
 def _interrupt(signum, frame):
@@ -242,7 +243,7 @@ def _interrupt(signum, frame):
 
 def run(args: argparse.Namespace) -> int:
     server = TritonServer(args.repository, http_port=args.http_port, grpc_port=args.grpc_port,
-                          metrics_port=args.metrics_port, export=not args.no_export)
+                          metrics_port=args.metrics_port, export=not args.no_export, log_path=args.log)
     signal.signal(signal.SIGTERM, _interrupt)  # docker stop / systemd stop the server the same way as Ctrl-C
     try:
         server.start()

@@ -7,7 +7,9 @@ One server for the whole module (start-up imports torch in each model's stub pro
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -190,3 +192,23 @@ def test_timeout_is_unavailable(server, images, protocol):
     with pytest.raises(InferenceUnavailable):
         backend.suggest_hashtags(images[0], K)
     backend.close()
+
+
+def test_export_copies_the_checkpoint_and_notices_a_newer_one(tmp_path):
+    from settings import Settings
+    from training.export import export_model, is_stale
+
+    repository = tmp_path / "repo"
+    (repository / "storyteller").mkdir(parents=True)
+    shutil.copy(REPOSITORY / "storyteller" / "config.pbtxt", repository / "storyteller" / "config.pbtxt")
+    source = tmp_path / "trained.pt"
+    shutil.copy(weights_path(REPOSITORY, "storyteller"), source)
+    settings = Settings(storyteller_checkpoint=str(source))
+
+    assert is_stale(repository, "storyteller", settings)  # nothing exported yet
+    exported = export_model(repository, "storyteller", settings)
+    assert exported == repository / "storyteller" / "1" / "storyteller.pt"
+    assert file_version(exported) == file_version(source)  # byte for byte: the same model version both ways
+    assert not is_stale(repository, "storyteller", settings)
+    os.utime(source, (exported.stat().st_mtime + 1,) * 2)  # a newer checkpoint (e.g. after training)
+    assert is_stale(repository, "storyteller", settings)

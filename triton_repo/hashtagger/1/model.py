@@ -20,7 +20,11 @@ INVALID_IMAGE_PREFIX = "invalid image: "
 INVALID_REQUEST_PREFIX = "invalid request: "
 
 
-def device_of(args):
+def device_of(args, config):
+    """The `device` parameter; "auto": the instance's GPU for KIND_GPU, else the CPU."""
+    device = parameter(config, "device")
+    if device != "auto":
+        return device
     if args["model_instance_kind"] == "GPU":
         return f"cuda:{args['model_instance_device_id']}"
     return "cpu"
@@ -38,7 +42,7 @@ class TritonPythonModel:
             torch.set_num_threads(threads)
         weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
         self.encode_chunk = int(parameter(config, "encode_chunk"))
-        self.device = device_of(args)
+        self.device = device_of(args, config)
         self.tagger = Tagger.load(weights, device=self.device)
         self.model_version = np.array([[f"{self.tagger.name}:{self.tagger.version}".encode()]], dtype=np.object_)
 

@@ -18,7 +18,11 @@ SEED_BITS = 63  # a fresh random seed fits the INT64 input
 INVALID_REQUEST_PREFIX = "invalid request: "  # the client (inference/triton.py) maps these errors to ValueError
 
 
-def device_of(args):
+def device_of(args, config):
+    """The `device` parameter; "auto": the instance's GPU for KIND_GPU, else the CPU."""
+    device = parameter(config, "device")
+    if device != "auto":
+        return device
     if args["model_instance_kind"] == "GPU":
         return f"cuda:{args['model_instance_device_id']}"
     return "cpu"
@@ -41,7 +45,7 @@ class TritonPythonModel:
             torch.set_num_threads(threads)
         self.max_length = int(parameter(config, "max_length"))
         weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
-        self.writer = StoryWriter.load(weights, device=device_of(args))
+        self.writer = StoryWriter.load(weights, device=device_of(args, config))
         self.model_version = np.array([[f"{self.writer.name}:{self.writer.version}".encode()]], dtype=np.object_)
 
     def execute(self, requests):
