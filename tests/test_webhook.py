@@ -25,7 +25,7 @@ from werkzeug.test import encode_multipart
 from db.schema import Hashtag, Post, PostStatus, Story
 from settings import PROJECT_ROOT
 from tests.webhook_support import (  # noqa: F401  (database_url, make_app, migrated_templates are fixtures)
-    database_url, encoded, fresh_database, get_post, make_app, media_files, migrated_templates, post_count,
+    app_config, database_url, encoded, fresh_database, get_post, make_app, media_files, migrated_templates, post_count,
     queued_post_ids, rotated_jpeg,
 )
 from webhook.signature import HEADER, sign
@@ -343,3 +343,13 @@ def test_a_relative_media_dir_means_the_working_directory(make_app, tmp_path, mo
     post_id = _post_photo(client, photo).get_json()["id"]
     assert [p.read_bytes() for p in (tmp_path / "relative-media").rglob("*.png")] == [photo]
     assert client.get(f"/posts/{post_id}/image").data == photo
+
+
+def test_database_down_is_a_503_to_retry_and_leaves_no_file(tmp_path, queue_name):
+    from webhook import create_app
+
+    app = create_app(app_config("postgresql+psycopg://postgres@127.0.0.1:1/nothing", tmp_path, queue_name))
+    response = _post_photo(app.test_client(), encoded("JPEG"))
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert "retry later" in response.get_json()["message"]
+    assert queued_post_ids(app) == [] and media_files(app) == []

@@ -60,5 +60,6 @@ def _too_large(_exc: RequestEntityTooLarge) -> Response:
 
 def _database_unavailable(exc: OperationalError) -> Response:
     # Transient: the sender should retry the delivery later, and nothing was stored.
+    current_app.logger.error("database unavailable: %s", exc, exc_info=exc)
     error = ServiceUnavailable("the database is unavailable; retry later", retry_after=RETRY_AFTER)
     return _json_error(error)

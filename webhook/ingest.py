@@ -100,15 +100,16 @@ def store_post(session: Session, store: MediaStore, delivery: Delivery, decoded:
     external_id = delivery.external_id or DEFAULT_EXTERNAL_ID_PREFIX + sha256
     relative = store.relative_path(sha256, decoded.format)
     width, height = decoded.image.size
+    # Reach the database first (a single INSERT is its own transaction: autocommit spares the BEGIN and COMMIT
+    # round trips); when it is down, nothing at all is written.
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     with store.locked(sha256):
         store.put(relative, delivery.image)
         post = Post(external_id=external_id, image_sha256=sha256, image_path=relative, image_format=decoded.format,
                     width=width, height=height, caption=delivery.caption, author=delivery.author,
                     status=PostStatus.RECEIVED, attempts=0)
+        session.add(post)
         try:
-            # A single INSERT is its own transaction: autocommit spares the BEGIN and COMMIT round trips.
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            session.add(post)
             session.commit()
             return post, False
         except IntegrityError:
