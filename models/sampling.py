@@ -93,19 +93,22 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], step=
     if not specs:
         return []
     model.eval()
+    device = model.lm_head.weight.device  # noise is drawn on the CPU (the same on every device), then moved
     vocab_size = len(vocab)
     limits = [max_story_chars(s.length) for s in specs]
     steps = max(limits)
     greedy = [s.temperature <= 0 or s.top_k == 1 for s in specs]
     kth = torch.tensor([[0 if g else (s.top_k if 0 < s.top_k < vocab_size else vocab_size) - 1]
-                        for s, g in zip(specs, greedy)])  # (B, 1)
+                        for s, g in zip(specs, greedy)], device=device)  # (B, 1)
     inv_temperature = torch.tensor([[1.0 if g else 1.0 / s.temperature] for s, g in zip(specs, greedy)],
-                                   dtype=torch.float64)  # (B, 1)
+                                   dtype=torch.float64, device=device)  # (B, 1)
     ban = torch.zeros(vocab_size, dtype=torch.float64)  # (V,)
     ban[[0] + vocab.ids_of(FRAMING_CHARS)] = float("-inf")  # <unk> and the framing never appear in a story
+    ban = ban.to(device)
     noise = torch.zeros(steps, len(specs), vocab_size, dtype=torch.float64)  # (steps, B, V)
     for row, (spec, limit) in enumerate(zip(specs, limits)):
         noise[:limit, row] = gumbel_noise(spec, limit, vocab_size)
+    noise = noise.to(device)
 
     # Prime all rows together; a row whose prompt has ended keeps its state, so it ends as if primed alone.
     step_fn = step(model)
@@ -114,8 +117,9 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], step=
     prompt_ids = torch.zeros(len(specs), int(prompt_len.max()), dtype=torch.long)  # (B, P)
     for row, ids in enumerate(prompts):
         prompt_ids[row, : len(ids)] = torch.tensor(ids)
+    prompt_len, prompt_ids = prompt_len.to(device), prompt_ids.to(device)
     state = step_fn.zero_state(len(specs))
-    logits = torch.zeros(len(specs), vocab_size)  # (B, V)
+    logits = torch.zeros(len(specs), vocab_size, device=device)  # (B, V)
     for t in range(prompt_ids.size(1)):
         new_logits, new_state = step_fn(prompt_ids[:, t], state)
         live = (t < prompt_len)[:, None]  # (B, 1)
@@ -142,7 +146,7 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], step=
             if not keep:
                 break
             if len(keep) < len(active):
-                sel = torch.tensor(keep)
+                sel = torch.tensor(keep, device=device)
                 active = [active[j] for j in keep]
                 ids, kth, inv_temperature = ids[sel], kth[sel], inv_temperature[sel]
                 noise = noise[:, sel]

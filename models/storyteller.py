@@ -73,7 +73,7 @@ class StepCell:
 
     def zero_state(self, batch: int) -> tuple[torch.Tensor, ...]:
         """(h_0, c_0, h_1, c_1, ...), each (B, H): flat, so a sampler can mask or select rows of every tensor alike."""
-        return tuple(torch.zeros(batch, self.n_hidden) for _ in range(2 * self.n_layer))
+        return tuple(self.head_b.new_zeros(batch, self.n_hidden) for _ in range(2 * self.n_layer))
 
     @staticmethod
     def _cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ import torch
 from models.sampling import StorySpec
 from models.storyteller import IGNORE_INDEX, Storyteller
 from models.writer import StoryWriter
-from training.stories import encode_stories, load_corpus, split_stories
+from training.stories import DEFAULT_TAG_VOCABULARY, encode_stories, load_corpus, load_tag_vocabulary, split_stories
 
 EVAL_CHUNK = 1024  # characters per forward call; the state carries across chunks, so the stream is read once
 DEFAULT_VAL_FRACTION = 0.1
@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="storyteller checkpoint (default: the shipped one)")
     parser.add_argument("--corpus", action="append", default=[], metavar="KIND:PATH",
                         help="held-out stories come from these corpora (kinds: personabank, aesop, text)")
+    parser.add_argument("--tag-vocabulary", default=str(DEFAULT_TAG_VOCABULARY),
+                        help="the hashtag vocabulary used in training (it decides a story's tag when it has no other)")
     parser.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION)
     parser.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
@@ -68,8 +70,9 @@ def run(args) -> int:
     writer = StoryWriter.load(args.checkpoint)
     print(f"model {writer.name} version {writer.version} trained={writer.trained} "
           f"params={writer.model.num_params():,} vocab={len(writer.vocab)}")
+    tag_vocab = load_tag_vocabulary(args.tag_vocabulary) if args.tag_vocabulary else frozenset()
     for spec in args.corpus:
-        _, val = split_stories(load_corpus(spec), args.val_fraction, args.split_seed)
+        _, val = split_stories(load_corpus(spec, tag_vocab), args.val_fraction, args.split_seed)
         inputs, targets = encode_stories(val, writer.vocab)
         loss = validation_loss(writer.model, inputs, targets)
         print(f"validation {spec}: {len(val)} stories, {int((targets != IGNORE_INDEX).sum())} chars, "

@@ -34,6 +34,7 @@ STOPWORDS = frozenset(
 )
 _WORD = re.compile(r"[a-z]+")
 CORPUS_KINDS = ("personabank", "aesop", "text")
+DEFAULT_TAG_VOCABULARY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "harrison" / "vocab_index.txt"
 MIN_TAG_CHARS = 2  # "ox" is a fine hashtag
 RELATED_TAG_CHANCE = 0.5  # in training, how often a story is primed with a related word instead of its own tag
 

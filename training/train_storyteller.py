@@ -21,9 +21,10 @@ from models.checkpoint import load_checkpoint, save_checkpoint
 from models.storyteller import Storyteller, StorytellerConfig
 from models.writer import CHECKPOINT_KIND
 from training.evaluate_storyteller import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, validation_loss
-from training.stories import corpus_text, encode_stories, load_corpus, load_tag_vocabulary, split_stories
+from training.stories import (
+    DEFAULT_TAG_VOCABULARY, corpus_text, encode_stories, load_corpus, load_tag_vocabulary, split_stories,
+)
 
-DEFAULT_TAG_VOCABULARY = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "harrison" / "vocab_index.txt"
 GRAD_CLIP = 5.0  # max global gradient norm, as char-rnn
 SECONDS_PER_MINUTE = 60
 
