@@ -29,10 +29,6 @@ class Database:
         app.teardown_appcontext(self._close_session)
 
     @property
-    def engine(self) -> Engine:
-        return current_app.extensions[EXTENSION].engine
-
-    @property
     def session(self) -> Session:
         """This request's session, opened on first use."""
         if "db_session" not in g:

@@ -1,7 +1,7 @@
 """gunicorn settings for the webhook: `gunicorn -c webhook/gunicorn.conf.py`; command-line flags override these.
 
 Threads per worker overlap the waits of a request (fsync of the photo, the commit, the broker publish);
-processes use the cores. The defaults reach the accept rate of the brief on 2 cores (bench/ingest.py).
+processes use the cores. bench/webhook.py measures the accept rate and the CPU time per post.
 """
 import multiprocessing
 import os
