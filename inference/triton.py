@@ -12,6 +12,7 @@ thread of each process builds its own on first use, so a backend built before Ce
 """
 from __future__ import annotations
 
+import http.client
 import os
 import threading
 
@@ -27,6 +28,8 @@ STORYTELLER = "storyteller"
 INVALID_IMAGE_PREFIX = "invalid image: "
 INVALID_REQUEST_PREFIX = "invalid request: "
 PROTOCOLS = ("http", "grpc")
+# What tritonclient.http lets through from geventhttpclient (the gRPC client raises InferenceServerException only).
+TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 
 
 class TritonBackend:
@@ -89,7 +92,7 @@ class TritonBackend:
             if INVALID_REQUEST_PREFIX in message:
                 raise ValueError(message.split(INVALID_REQUEST_PREFIX, 1)[1]) from exc
             raise InferenceUnavailable(f"Triton at {self.url}: {message}") from exc
-        except Exception as exc:  # connection refused/reset, timeouts: each transport raises its own types
+        except TRANSPORT_ERRORS as exc:  # the HTTP client's: refused/reset connections, timeouts, cut responses
             self._local.pid = None  # a new connection on the next call
             raise InferenceUnavailable(f"Triton at {self.url} unreachable: {exc!r}") from exc
 

@@ -29,7 +29,7 @@ SCORE_TOLERANCE = 1e-4
 STORY_LENGTH = 40  # characters: the storyteller takes one LSTM step per character
 STORY_SEEDS = (1, 2, 3)
 BATCH = 8  # concurrent requests: the first preferred batch size of the config
-TEST_QUEUE_DELAY_US = 3_000_000  # 3 s for the batcher to collect concurrent test requests
+TEST_QUEUE_DELAY_US = 1_000_000  # 1 s for the batcher to collect concurrent test requests
 TIMEOUT = 120.0  # seconds per call: the CPU is shared
 
 
