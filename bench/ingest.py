@@ -6,7 +6,9 @@ backend, and the bare in-process models on the same photos (what end to end is c
 
 Variants use the same 2 cores in two ways: one process with two PyTorch threads, and two processes with one
 thread each (what `hashtale worker` runs by default). Each end-to-end figure is set against the bare figure
-with the same processes and threads. The figures are wall-clock rates on whatever else the machine is doing.
+with the same processes and threads. Posts/s are wall-clock rates on whatever else the machine is doing; CPU
+seconds per post (bare: the model processes; end to end: the worker and its pool) hardly depend on it, so their
+ratio is the steadier measure of what Celery, Redis and PostgreSQL add on a shared machine.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ CORES = os.cpu_count() or 1
 READY_TIMEOUT = 300.0  # seconds for a worker to start and load the models on a busy machine
 POLL = 0.1  # seconds
 POST_ID_BASE = 10**6  # story seeds of the bare runs: any ids, the work per story does not depend on them
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def load_bench_webhook():
@@ -104,15 +107,16 @@ def _bare_process(paths: list[str], threads: int, barrier, results) -> None:
     warm = pipeline.hashtag_rows(POST_ID_BASE, images[0], backend, settings.hashtags_per_post)  # first-call costs
     pipeline.story_row(POST_ID_BASE, warm[0].text, backend, settings)
     barrier.wait()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for i, image in enumerate(images):
         tags = pipeline.hashtag_rows(POST_ID_BASE + i, image, backend, settings.hashtags_per_post)
         pipeline.story_row(POST_ID_BASE + i, tags[0].text, backend, settings)
-    results.put((start, time.perf_counter()))
+    results.put((start, time.perf_counter(), time.process_time() - cpu_start))
 
 
-def bare_rate(paths: list[Path], processes: int, threads: int) -> float:
-    """posts/s of the models alone, in `processes` fresh processes (spawned: no PyTorch state crosses a fork)."""
+def bare_rate(paths: list[Path], processes: int, threads: int) -> tuple[float, float]:
+    """(posts/s, CPU seconds per post) of the models alone, in `processes` fresh processes (spawned: no PyTorch
+    state crosses a fork)."""
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
     shares = [[str(p) for p in paths[i::processes]] for i in range(processes)]
@@ -122,7 +126,19 @@ def bare_rate(paths: list[Path], processes: int, threads: int) -> float:
     spans = [results.get() for _ in procs]
     for p in procs:
         p.join()
-    return len(paths) / (max(end for _, end in spans) - min(start for start, _ in spans))
+    wall = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return len(paths) / wall, sum(cpu for _, _, cpu in spans) / len(paths)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live children (a Celery worker and its pool), all threads, from /proc."""
+    pids = [pid] + [int(c) for children in Path(f"/proc/{pid}/task").glob("*/children")
+                    for c in children.read_text().split()]
+    total = 0
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / CLOCK_TICKS
 
 
 def post_all(client, paths: list[Path], tag: str) -> list[int]:
@@ -145,9 +161,9 @@ def wait_done(sessions, ids: list[int]) -> None:
         time.sleep(POLL)
 
 
-def end_to_end_rate(paths: list[Path], warmup: list[Path], concurrency: int, work: Path) -> float:
-    """posts/s from the first POST to the last post done, through the webhook app, Redis, a Celery worker process
-    (`hashtale worker`, already warm) and PostgreSQL."""
+def end_to_end_rate(paths: list[Path], warmup: list[Path], concurrency: int, work: Path) -> tuple[float, float]:
+    """(posts/s from the first POST to the last post done, the worker's CPU seconds per post) through the webhook
+    app, Redis, a Celery worker process (`hashtale worker`, already warm) and PostgreSQL."""
     from webhook import create_app
 
     queue = f"bench-ingest-{uuid.uuid4().hex[:12]}"
@@ -167,10 +183,10 @@ def end_to_end_rate(paths: list[Path], warmup: list[Path], concurrency: int, wor
             warm_ids = post_all(client, warmup, "warmup")
             wait_done(sessions, warm_ids)  # every pool process has loaded the models and run once
             assert time.monotonic() < deadline, "worker too slow to start"
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), tree_cpu_seconds(worker.pid)
             ids = post_all(client, paths, "bench")
             wait_done(sessions, ids)
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, tree_cpu_seconds(worker.pid) - cpu_start
             with sessions() as session:
                 failed = session.scalar(select(func.count()).select_from(Post).where(
                     Post.id.in_(ids), Post.status == PostStatus.FAILED))
@@ -181,7 +197,7 @@ def end_to_end_rate(paths: list[Path], warmup: list[Path], concurrency: int, wor
             log.close()
             engine.dispose()
             purge_queue(queue)
-    return len(paths) / seconds
+    return len(paths) / seconds, cpu / len(paths)
 
 
 def main() -> int:
@@ -202,11 +218,13 @@ def main() -> int:
         work = Path(tmp)
         accept_rate(bw, bw.load_photos(bw.PHOTO_SAMPLE), args.accept_posts, args.concurrency, work)
         for processes, threads in ((1, CORES), (CORES, 1)):
-            bare = bare_rate(paths, processes, threads)
-            e2e = end_to_end_rate(paths, warmup[:processes], processes, work)
-            print(f"{processes} process(es) x {threads} thread(s):  bare models {bare:.3f} posts/s   "
-                  f"end to end (webhook app -> Redis -> Celery worker --concurrency {processes} -> PostgreSQL) "
-                  f"{e2e:.3f} posts/s   = {100 * e2e / bare:.0f}% of bare", flush=True)
+            bare, bare_cpu = bare_rate(paths, processes, threads)
+            e2e, e2e_cpu = end_to_end_rate(paths, warmup[:processes], processes, work)
+            print(f"{processes} process(es) x {threads} thread(s):\n"
+                  f"  bare models  {bare:7.3f} posts/s   {bare_cpu:6.2f} CPU s/post\n"
+                  f"  end to end   {e2e:7.3f} posts/s   {e2e_cpu:6.2f} CPU s/post (worker processes)   "
+                  f"= {100 * e2e / bare:.0f}% of bare posts/s, {100 * bare_cpu / e2e_cpu:.0f}% of bare CPU efficiency",
+                  flush=True)
     return 0
 
 
