@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 
 import torch
@@ -24,6 +25,7 @@ SPEED_BATCH = 32
 SPEED_TEMPERATURE = 0.8
 SPEED_TOP_K = 20
 SPEED_TAGS = ("sea", "dog", "love", "food", "friend", "travel", "fox", "garden")
+CONTEXT_SEEDS = 4  # stories per tag in the seed-mention test
 
 
 @torch.no_grad()
@@ -51,6 +53,26 @@ def generation_speed(writer: StoryWriter, batch: int, length: int = SPEED_LENGTH
     stories = writer.write(specs)
     elapsed = time.perf_counter() - start
     return sum(map(len, stories)) / elapsed, stories
+
+
+def mentions(story: str, tag: str) -> bool:
+    """Does the story name the tag (as a word start: "fox" counts in "Foxes", not in "outfox")?"""
+    return re.search(rf"\b{re.escape(tag)}", story, flags=re.IGNORECASE) is not None
+
+
+def seed_mention_rate(writer: StoryWriter, tags: tuple[str, ...], length: int = SPEED_LENGTH) -> tuple[float, float]:
+    """How often a story names its hashtag, against a control: the same tag looked for in stories primed with the
+    next tag of the list (same random seeds). -> (rate primed with the tag, control rate)."""
+    specs, control = [], []
+    for i, tag in enumerate(tags):
+        for seed in range(CONTEXT_SEEDS):
+            specs.append(StorySpec(tag, length, SPEED_TEMPERATURE, SPEED_TOP_K, seed))
+            control.append(StorySpec(tags[(i + 1) % len(tags)], length, SPEED_TEMPERATURE, SPEED_TOP_K, seed))
+    looked_for = [tag for tag in tags for _ in range(CONTEXT_SEEDS)]
+    primed = writer.write(specs)
+    unrelated = writer.write(control)
+    rate = sum(map(mentions, primed, looked_for)) / len(specs)
+    return rate, sum(map(mentions, unrelated, looked_for)) / len(specs)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,5 +103,8 @@ def run(args) -> int:
     for batch in (1, SPEED_BATCH):
         speed, stories = generation_speed(writer, batch)
         print(f"generation: {batch} stories of ~{SPEED_LENGTH} chars at once: {speed:,.0f} chars/s")
+    rate, control = seed_mention_rate(writer, SPEED_TAGS)
+    print(f"stories naming their hashtag ({', '.join(SPEED_TAGS)}; {CONTEXT_SEEDS} seeds each): {rate:.0%} "
+          f"(primed with another hashtag: {control:.0%})")
     print(f"sample (#{SPEED_TAGS[0]}): {stories[0]}")
     return 0
