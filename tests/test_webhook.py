@@ -353,3 +353,29 @@ def test_database_down_is_a_503_to_retry_and_leaves_no_file(tmp_path, queue_name
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert "retry later" in response.get_json()["message"]
     assert queued_post_ids(app) == [] and media_files(app) == []
+
+
+def test_after_the_database_drops_its_connections_one_post_is_refused_then_all_accepted(
+        tmp_path, queue_name, migrated_templates):
+    from sqlalchemy import create_engine, text
+
+    from tests.webhook_support import PG_ADMIN_URL
+    from webhook import create_app
+
+    url, drop = fresh_database("postgresql", tmp_path, migrated_templates)
+    app = create_app(app_config(url, tmp_path, queue_name))
+    client = app.test_client()
+    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        assert _post_photo(client, encoded("JPEG")).status_code == 202  # the pool now holds a connection
+        with server.connect() as conn:  # what a database restart does to it
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                         {"name": url.rsplit("/", 1)[1]})
+        refused = _post_photo(client, encoded("JPEG"))
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert [_post_photo(client, encoded("JPEG")).status_code for _ in range(3)] == [202] * 3
+        assert post_count(app) == len(media_files(app)) == len(queued_post_ids(app)) == 4
+    finally:
+        app.extensions["database"].engine.dispose()
+        server.dispose()
+        drop()

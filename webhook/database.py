@@ -24,7 +24,9 @@ class Database:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        engine = make_engine(app.config["SETTINGS"].database_url)
+        # No ping on checkout: it is a round trip on every post. After a database restart, the first request on
+        # a dead pooled connection answers 503 (the sender retries) and SQLAlchemy then renews the whole pool.
+        engine = make_engine(app.config["SETTINGS"].database_url, pre_ping=False)
         app.extensions[EXTENSION] = _State(engine, make_session_factory(engine))
         app.teardown_appcontext(self._close_session)
 
