@@ -42,7 +42,6 @@ from webhook import multipart  # noqa: E402
 PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-PHOTO_SAMPLE = 200  # distinct real photos cycled through the posts
 PARSE_REPEATS = 500
 WARMUP_POSTS = 200
 START_TIMEOUT = 120.0  # seconds for gunicorn to import the app
@@ -50,8 +49,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def load_photos(count: int) -> list[bytes]:
+    """`count` distinct real photos (fewer if the set is smaller): each post then writes a file of its own."""
     names = (PHOTOS / "data_list.txt").read_text().split()
-    return [(PHOTOS / name).read_bytes() for name in random.Random(0).sample(names, count)]
+    return [(PHOTOS / name).read_bytes() for name in random.Random(0).sample(names, min(count, len(names)))]
 
 
 def multipart_body(photo: bytes) -> tuple[str, bytes]:
@@ -162,7 +162,7 @@ def main() -> int:
     args = parser.parse_args()
 
     print(f"{os.cpu_count()} cores; 1-minute load average {os.getloadavg()[0]:.1f} at start (other work shares them)")
-    photos = load_photos(PHOTO_SAMPLE)
+    photos = load_photos(WARMUP_POSTS + 2 * args.posts)
     bench_parsers(photos)
 
     work = Path(tempfile.mkdtemp(prefix="hashtale-bench-webhook-"))
@@ -186,8 +186,9 @@ def main() -> int:
               f"{args.concurrency} connections, "
               f"{'SQLite + SQLAlchemy broker' if args.embedded else 'PostgreSQL + Redis'}:")
         run_load(port, [multipart_body(photos[i % len(photos)]) for i in range(WARMUP_POSTS)], args.concurrency)
-        for name, encode in (("multipart", multipart_body), ("JSON", json_body)):
-            bodies = [encode(photos[i % len(photos)]) for i in range(args.posts)]
+        for variant, (name, encode) in enumerate((("multipart", multipart_body), ("JSON", json_body))):
+            first = WARMUP_POSTS + variant * args.posts  # photos no earlier post used
+            bodies = [encode(photos[(first + i) % len(photos)]) for i in range(args.posts)]
             cpu_before = worker_cpu_seconds(proc.pid)
             seconds, codes = run_load(port, bodies, args.concurrency)
             cpu = worker_cpu_seconds(proc.pid) - cpu_before
