@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from models.tagger import Tagger
 from settings import PROJECT_ROOT
@@ -38,12 +39,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate(tagger: Tagger, feats: torch.Tensor, truth: list[list[str]]) -> dict[str, float]:
+    """Metrics, plus the decoding checks: results holding a tag twice, and results short of k tags."""
     sequences, ranked = [], []
-    for start in range(0, len(feats), BATCH_SIZE):
+    for start in tqdm(range(0, len(feats), BATCH_SIZE), desc=tagger.name, unit="batch", leave=False):
         for d in tagger.decode(feats[start:start + BATCH_SIZE], RANK_K):
             sequences.append(d.sequence)
             ranked.append([t.text for t in d.tags])
-    return all_metrics(sequences, ranked, truth, RANK_K)
+    metrics = all_metrics(sequences, ranked, truth, RANK_K)
+    metrics["results_with_duplicates"] = sum(len(set(r)) != len(r) or len(set(s)) != len(s)
+                                             for r, s in zip(ranked, sequences))
+    metrics[f"results_short_of_{RANK_K}"] = sum(len(r) < RANK_K for r in ranked)
+    return metrics
 
 
 def markdown_table(rows: list[dict], data: str, n_posts: int) -> str:

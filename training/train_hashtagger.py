@@ -93,13 +93,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--embed-dim", type=int, default=256)
     p.add_argument("--hidden-dim", type=int, default=512)
-    p.add_argument("--attention-dim", type=int, default=256)
+    p.add_argument("--attention-dim", type=int, default=128)
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--alpha-c", type=float, default=1.0, help="lambda of the doubly stochastic attention regulariser")
     p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=sorted(BACKBONES))
     p.add_argument("--weights", default=None, help="local weights file for a torchvision backbone")
     p.add_argument("--finetune-blocks", type=int, default=0, help="train the top N encoder blocks (from images)")
     p.add_argument("--store", default=str(DEFAULT_STORE), help="feature cache root")
+    p.add_argument("--cached-only", action="store_true",
+                   help="train on the posts whose features are cached already, skipping the rest")
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--export", default=None, help="write the best model here as a float16 inference checkpoint")
@@ -142,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     train_feats = val_feats = None
     if cached:
         store = FeatureStore(args.store, args.backbone)
+        if args.cached_only:
+            cached_paths = set(map(str, [e.image for e in train_ex + val_ex])) - set(map(str, store.missing(
+                [e.image for e in train_ex + val_ex])))
+            train_ex, val_ex = ([e for e in part if str(e.image) in cached_paths] for part in (train_ex, val_ex))
+            print(f"--cached-only: {len(train_ex) + len(val_ex)} posts have cached features")
         store.extract([e.image for e in train_ex + val_ex], encoder, workers=args.workers)
         train_feats = store.load([e.image for e in train_ex])
         val_feats = store.load([e.image for e in val_ex])

@@ -1,0 +1,57 @@
+"""One evaluation command over several hashtag models, and the attention picture, on real photos."""
+import json
+
+import pytest
+
+import cli
+from training.harrison import read_split, write_split
+
+TAGS = ("airplane", "motorbike")
+PER_TAG = 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, photo_paths):
+    """A 6-photo HARRISON folder, and an attention model and a multi-label baseline trained on it."""
+    root = tmp_path_factory.mktemp("eval")
+    examples = read_split(photo_paths[0].parents[2])
+    data = write_split(root / "data", [e for tag in TAGS for e in [x for x in examples if x.tags == [tag]][:PER_TAG]])
+    checkpoints = []
+    for arch in ("sat", "multilabel"):
+        out = root / arch
+        assert cli.main(["train-hashtagger", "--data", str(data), "--out", str(out), "--arch", arch,
+                         "--store", str(root / "features"), "--epochs", "2", "--val-fraction", "0.34",
+                         "--embed-dim", "8", "--hidden-dim", "16", "--attention-dim", "8"]) == 0
+        checkpoints.append(out / "best.pt")
+    return root, data, checkpoints
+
+
+def test_evaluate_writes_one_table_for_all_models(trained):
+    root, data, checkpoints = trained
+    out = root / "report"
+    args = ["evaluate", "--data", str(data), "--out", str(out), "--store", str(root / "features")]
+    for ckpt in checkpoints:
+        args += ["--model", str(ckpt)]
+    assert cli.main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["posts"] == len(TAGS) * PER_TAG
+    assert [m["model"] for m in results["models"]] == ["sat-effnetlite0", "multilabel-effnetlite0"]
+    for model in results["models"]:
+        m = model["metrics"]
+        assert all(0.0 <= m[k] <= 1.0 for k in ("BLEU-1", "BLEU-4", "ROUGE-L", "P@1", "R@5", "A@5"))
+        assert m["A@5"] == 1.0, "with two tags in the vocabulary both are always among the top 5"
+        assert m["results_with_duplicates"] == 0
+    table = (out / "results.md").read_text()
+    assert "| sat-effnetlite0 |" in table and "| multilabel-effnetlite0 |" in table and "P@1" in table
+
+
+def test_attention_png_has_a_panel_per_hashtag(trained, coffee_jpeg, tmp_path):
+    from PIL import Image
+
+    _, _, checkpoints = trained
+    photo = tmp_path / "coffee.jpg"
+    photo.write_bytes(coffee_jpeg)
+    png = tmp_path / "attention.png"
+    assert cli.main(["attention", str(photo), "--out", str(png), "--checkpoint", str(checkpoints[0]), "-k", "2"]) == 0
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.width > 2 * img.height  # photo + 2 panels side by side
