@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from db.schema import Hashtag, Post, PostStatus, Story
 from db.session import make_engine, make_session_factory, migrate
-from tests.worker_process import running_worker, wait_until_final
+from tests.worker_process import post_photos, running_worker, wait_until_final
 from webhook import create_app
 from worker import pipeline
 
@@ -24,12 +24,7 @@ def test_posted_photos_are_tagged_and_told_in_postgresql(pg_url, redis_url, queu
     client = create_app(config).test_client()
     photos = photo_paths[:: len(photo_paths) // N_PHOTOS][:N_PHOTOS]  # spread over the set
 
-    post_ids = []
-    for path in photos:
-        response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
-                                                 "external_id": f"{queue_name}-{path.name}"})
-        assert response.status_code == 202, response.get_json()
-        post_ids.append(response.get_json()["id"])
+    post_ids = post_photos(client, photos, queue_name)
 
     env = {"DATABASE_URL": pg_url, "BROKER_URL": redis_url, "TASK_QUEUE": queue_name, "MEDIA_DIR": str(media),
            "STORY_LENGTH": str(STORY_LENGTH)}

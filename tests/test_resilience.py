@@ -20,7 +20,8 @@ from sqlalchemy import create_engine, select, text
 from db.schema import Post, PostStatus
 from db.session import make_engine, make_session_factory, migrate
 from tests.conftest import PG_ADMIN_URL
-from tests.worker_process import WorkerProcess, free_port, result_counts, running_worker, wait_until_final
+from tests.worker_process import (WorkerProcess, free_port, post_photos, result_counts, running_worker,
+                                  wait_until_final)
 from webhook import create_app
 
 K = 5
@@ -89,16 +90,10 @@ def sessions(own_pg_url):
     engine.dispose()
 
 
-def post_photos(pg_url: str, broker_url: str, queue: str, media: Path, photos: list[Path]) -> list[int]:
+def post_through_webhook(pg_url: str, broker_url: str, queue: str, media: Path, photos: list[Path]) -> list[int]:
     client = create_app({"database_url": pg_url, "broker_url": broker_url, "task_queue": queue,
                          "media_dir": str(media), "TESTING": True}).test_client()
-    ids = []
-    for path in photos:
-        response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
-                                                 "external_id": f"{queue}-{path.name}"})
-        assert response.status_code == 202, response.get_json()
-        ids.append(response.get_json()["id"])
-    return ids
+    return post_photos(client, photos, queue)
 
 
 def wait_for_status(sessions, post_ids: list[int], status: PostStatus, timeout: float, log) -> int:
@@ -132,7 +127,7 @@ def test_killed_workers_lose_no_post(own_pg_url, redis_server, queue_name, photo
     try:
         # 1. The pool process dies mid-story: its worker sees it lost and requeues the message (acks_late,
         #    reject_on_worker_lost); no sweep involved.
-        first_ids = post_photos(own_pg_url, redis_server.url, queue_name, media, photo_paths[:2])
+        first_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, media, photo_paths[:2])
         first = wait_for_status(sessions, first_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
         (child,) = pool_children(worker.proc.pid)
         os.kill(child, signal.SIGKILL)
@@ -140,7 +135,7 @@ def test_killed_workers_lose_no_post(own_pg_url, redis_server, queue_name, photo
 
         # 2. The whole worker dies mid-story (SIGKILL to its process group): the message stays unacknowledged
         #    in Redis for its visibility timeout (an hour), so the restarted worker's sweep recovers the post.
-        second_ids = post_photos(own_pg_url, redis_server.url, queue_name, media, photo_paths[2:4])
+        second_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, media, photo_paths[2:4])
         second = wait_for_status(sessions, second_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
     finally:
         worker.kill(signal.SIGKILL)
@@ -161,7 +156,7 @@ def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_na
     env = {"DATABASE_URL": own_pg_url, "BROKER_URL": redis_server.url, "TASK_QUEUE": queue_name,
            "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH), **FAST_SWEEP}
     with running_worker(env, tmp_path / "worker.log", concurrency=1, beat=True) as worker:
-        post_ids = post_photos(own_pg_url, redis_server.url, queue_name, tmp_path / "media", photo_paths[10:15])
+        post_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, tmp_path / "media", photo_paths[10:15])
         wait_for_status(sessions, post_ids, PostStatus.TAGGED, STATUS_TIMEOUT, worker.log)
         broker = redis.Redis.from_url(redis_server.url)
         assert broker.llen(queue_name) > 0  # messages are still waiting in Redis...

@@ -15,7 +15,7 @@ from db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story
 from db.session import make_engine, make_session_factory, migrate
 from inference.tritonserver import REPOSITORY, TritonServer
 from models.checkpoint import file_version
-from tests.worker_process import running_worker, wait_until_final
+from tests.worker_process import post_photos, running_worker, wait_until_final
 from training.export import weights_path
 from webhook import create_app
 
@@ -53,16 +53,6 @@ def pipeline(server, database, pg_url, redis_url, tmp_path_factory):
            "TRITON_URL": server.grpc_url, "TRITON_PROTOCOL": "grpc", "TRITON_TIMEOUT": "60", **RETRIES}
     with running_worker(env, root / "worker.log", concurrency=1) as worker:
         yield client, database, worker
-
-
-def post_photos(client, paths, tag: str) -> list[int]:
-    ids = []
-    for path in paths:
-        response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
-                                                 "external_id": f"{tag}-{path.name}"})
-        assert response.status_code == 202, response.get_json()
-        ids.append(response.get_json()["id"])
-    return ids
 
 
 def assert_done_through_triton(sessions, post_ids):

@@ -72,6 +72,17 @@ def running_worker(env: dict[str, str], log_path: Path, **kwargs):
         worker.kill()
 
 
+def post_photos(client, paths: list[Path], tag: str) -> list[int]:
+    """POST each photo to the webhook (a Flask test client) with external id "<tag>-<file name>"; returns post ids."""
+    ids = []
+    for path in paths:
+        response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
+                                                 "external_id": f"{tag}-{path.name}"})
+        assert response.status_code == 202, response.get_json()
+        ids.append(response.get_json()["id"])
+    return ids
+
+
 def wait_until_final(session_factory, post_ids: list[int], timeout: float) -> dict[int, PostStatus]:
     """Poll the database until every post is done or failed; returns id -> status (raises on timeout)."""
     deadline = time.monotonic() + timeout
