@@ -20,13 +20,11 @@ import numpy as np
 
 from inference import InferenceUnavailable, StoryRequest, StoryResult, SuggestedHashtag, TagResult
 from models.image import InvalidImage
+from models.serving import INVALID_IMAGE_PREFIX, INVALID_REQUEST_PREFIX
 from settings import Settings
 
 HASHTAGGER = "hashtagger"  # model names in triton_repo/
 STORYTELLER = "storyteller"
-# Error prefixes the repository's model.py files put on INVALID_ARG errors (keep in sync with them).
-INVALID_IMAGE_PREFIX = "invalid image: "
-INVALID_REQUEST_PREFIX = "invalid request: "
 PROTOCOLS = ("http", "grpc")
 # What tritonclient.http lets through from geventhttpclient (the gRPC client raises InferenceServerException only).
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)

@@ -13,36 +13,18 @@ import torch
 import triton_python_backend_utils as pb_utils
 
 from models.image import InvalidImage, preprocess
+from models.serving import INVALID_IMAGE_PREFIX, INVALID_REQUEST_PREFIX, apply_torch_threads, instance_device, parameter
 from models.tagger import Tagger
 
-# The client (inference/triton.py) maps errors by these prefixes: bad bytes -> InvalidImage, bad arguments -> ValueError.
-INVALID_IMAGE_PREFIX = "invalid image: "
-INVALID_REQUEST_PREFIX = "invalid request: "
-
-
-def device_of(args, config):
-    """The `device` parameter; "auto": the instance's GPU for KIND_GPU, else the CPU."""
-    device = parameter(config, "device")
-    if device != "auto":
-        return device
-    if args["model_instance_kind"] == "GPU":
-        return f"cuda:{args['model_instance_device_id']}"
-    return "cpu"
-
-
-def parameter(config, key):
-    return config["parameters"][key]["string_value"]
 
 
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
-        threads = int(parameter(config, "torch_threads"))
-        if threads > 0:
-            torch.set_num_threads(threads)
+        apply_torch_threads(config)
         weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
         self.encode_chunk = int(parameter(config, "encode_chunk"))
-        self.device = device_of(args, config)
+        self.device = instance_device(args, config)
         self.tagger = Tagger.load(weights, device=self.device)
         self.model_version = np.array([[f"{self.tagger.name}:{self.tagger.version}".encode()]], dtype=np.object_)
 

@@ -12,24 +12,10 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
+from models.serving import INVALID_REQUEST_PREFIX, apply_torch_threads, instance_device, parameter
 from models.writer import StorySpec, StoryWriter
 
 SEED_BITS = 63  # a fresh random seed fits the INT64 input
-INVALID_REQUEST_PREFIX = "invalid request: "  # the client (inference/triton.py) maps these errors to ValueError
-
-
-def device_of(args, config):
-    """The `device` parameter; "auto": the instance's GPU for KIND_GPU, else the CPU."""
-    device = parameter(config, "device")
-    if device != "auto":
-        return device
-    if args["model_instance_kind"] == "GPU":
-        return f"cuda:{args['model_instance_device_id']}"
-    return "cpu"
-
-
-def parameter(config, key):
-    return config["parameters"][key]["string_value"]
 
 
 def scalar(request, name):
@@ -40,12 +26,10 @@ def scalar(request, name):
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
-        threads = int(parameter(config, "torch_threads"))
-        if threads > 0:
-            torch.set_num_threads(threads)
+        apply_torch_threads(config)
         self.max_length = int(parameter(config, "max_length"))
         weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
-        self.writer = StoryWriter.load(weights, device=device_of(args, config))
+        self.writer = StoryWriter.load(weights, device=instance_device(args, config))
         self.model_version = np.array([[f"{self.writer.name}:{self.writer.version}".encode()]], dtype=np.object_)
 
     def execute(self, requests):
