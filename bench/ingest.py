@@ -33,6 +33,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from db.schema import Post, PostStatus  # noqa: E402
 from db.session import make_engine, make_session_factory, migrate  # noqa: E402
 from settings import PROJECT_ROOT, Settings  # noqa: E402
+from tests.worker_process import post_photos  # noqa: E402
 
 PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -141,16 +142,6 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
-def post_all(client, paths: list[Path], tag: str) -> list[int]:
-    ids = []
-    for path in paths:
-        response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
-                                                 "external_id": f"{tag}-{path.name}"})
-        assert response.status_code == 202, response.get_json()
-        ids.append(response.get_json()["id"])
-    return ids
-
-
 def wait_done(sessions, ids: list[int]) -> None:
     while True:
         with sessions() as session:
@@ -180,11 +171,11 @@ def end_to_end_rate(paths: list[Path], warmup: list[Path], concurrency: int, wor
                                   start_new_session=True)
         try:
             deadline = time.monotonic() + READY_TIMEOUT
-            warm_ids = post_all(client, warmup, "warmup")
+            warm_ids = post_photos(client, warmup, "warmup")
             wait_done(sessions, warm_ids)  # every pool process has loaded the models and run once
             assert time.monotonic() < deadline, "worker too slow to start"
             start, cpu_start = time.perf_counter(), tree_cpu_seconds(worker.pid)
-            ids = post_all(client, paths, "bench")
+            ids = post_photos(client, paths, "bench")
             wait_done(sessions, ids)
             seconds, cpu = time.perf_counter() - start, tree_cpu_seconds(worker.pid) - cpu_start
             with sessions() as session:
