@@ -85,8 +85,9 @@ def accept_rate(bw, photos: list[bytes], posts: int, concurrency: int, work: Pat
         port = bw.free_port()
         proc = bw.start_gunicorn(env, port, work / "gunicorn.log")
         try:
-            bw.run_load(port, [bw.multipart_body(photos[i % len(photos)]) for i in range(concurrency)], concurrency)
-            bodies = [bw.multipart_body(photos[i % len(photos)]) for i in range(posts)]
+            # Warm-up and measured posts use distinct photos, so every measured post writes a file of its own.
+            bw.run_load(port, [bw.multipart_body(photo) for photo in photos[:concurrency]], concurrency)
+            bodies = [bw.multipart_body(photos[concurrency + i % (len(photos) - concurrency)]) for i in range(posts)]
             seconds, codes = bw.run_load(port, bodies, concurrency)
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -207,7 +208,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="hashtale-bench-ingest-") as tmp:
         work = Path(tmp)
-        accept_rate(bw, bw.load_photos(bw.PHOTO_SAMPLE), args.accept_posts, args.concurrency, work)
+        accept_rate(bw, bw.load_photos(args.concurrency + args.accept_posts), args.accept_posts, args.concurrency, work)
         for processes, threads in ((1, CORES), (CORES, 1)):
             bare, bare_cpu = bare_rate(paths, processes, threads)
             e2e, e2e_cpu = end_to_end_rate(paths, warmup[:processes], processes, work)
