@@ -106,20 +106,8 @@ def bench(servers: dict[str, TritonServer], protocol: str, workloads: dict, refe
     for backend in backends.values():
         backend.close()
     for model in workloads:
-        print(f"{model:<11} batching on, executions by batch size: {batch_histogram(servers['on'], model)}")
+        print(f"{model:<11} batching on, executions by batch size: {servers['on'].executions_by_batch_size(model)}")
     return results
-
-
-def batch_histogram(server: TritonServer, model: str) -> dict[int, int]:
-    """batch size -> executions, from Triton's statistics endpoint."""
-    import tritonclient.http as httpclient
-
-    client = httpclient.InferenceServerClient(server.http_url)
-    try:
-        stats = client.get_inference_statistics(model)["model_stats"][0]
-    finally:
-        client.close()
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
 
 
 def timed(run) -> float:

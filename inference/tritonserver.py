@@ -195,6 +195,17 @@ class TritonServer:
             time.sleep(POLL_INTERVAL)
         raise TritonStartError(f"tritonserver not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
+    def executions_by_batch_size(self, model: str) -> dict[int, int]:
+        """batch size -> executions so far, from the server's statistics endpoint (proves requests were batched)."""
+        import tritonclient.http as httpclient
+
+        client = httpclient.InferenceServerClient(self.http_url)
+        try:
+            stats = client.get_inference_statistics(model)["model_stats"][0]
+        finally:
+            client.close()
+        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
+
     def log_tail(self) -> str:
         with contextlib.suppress(OSError):
             return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]

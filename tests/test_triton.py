@@ -134,24 +134,12 @@ def test_stories_equal_in_process_results(backend, writer):
     assert len({r.text for r in results}) == len(results)  # different seeds, different stories
 
 
-def batch_counts(server, model: str) -> dict[int, int]:
-    """batch size -> executions so far, from Triton's statistics endpoint."""
-    import tritonclient.http as httpclient
-
-    client = httpclient.InferenceServerClient(server.http_url)
-    try:
-        stats = client.get_inference_statistics(model)["model_stats"][0]
-    finally:
-        client.close()
-    return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
-
-
 def test_malformed_image_fails_alone_inside_a_batch(server, images, expected):
     backend = TritonBackend(server.http_url, "http", TIMEOUT)
     truncated = images[0][: len(images[0]) // 2]
     batch = [images[i % len(images)] for i in range(BATCH - 1)] + [truncated]
     wanted = [expected[i % len(images)] for i in range(BATCH - 1)]
-    before = batch_counts(server, HASHTAGGER)
+    before = server.executions_by_batch_size(HASHTAGGER)
     with ThreadPoolExecutor(BATCH) as pool:
         futures = [pool.submit(backend.suggest_hashtags, image, K) for image in batch]
         outcomes = []
@@ -161,7 +149,7 @@ def test_malformed_image_fails_alone_inside_a_batch(server, images, expected):
             except InvalidImage as exc:
                 outcomes.append(exc)
     backend.close()
-    after = batch_counts(server, HASHTAGGER)
+    after = server.executions_by_batch_size(HASHTAGGER)
     executions = {size: after[size] - before.get(size, 0) for size in after if after[size] != before.get(size, 0)}
     assert executions == {BATCH: 1}  # all BATCH requests, the bad one included, in one execute
     assert isinstance(outcomes[-1], InvalidImage)
