@@ -28,15 +28,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from db.schema import Post, PostStatus  # noqa: E402
 from db.session import make_engine, make_session_factory, migrate  # noqa: E402
 from settings import PROJECT_ROOT, Settings  # noqa: E402
+from tests.scratch_db import scratch_pg_database  # noqa: E402
 from tests.worker_process import post_photos  # noqa: E402
 
 PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CORES = os.cpu_count() or 1
 READY_TIMEOUT = 300.0  # seconds for a worker to start and load the models on a busy machine
@@ -55,18 +55,9 @@ def load_bench_webhook():
 
 @contextmanager
 def fresh_database():
-    name = f"hashtale_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    try:
+    with scratch_pg_database("hashtale_bench") as (_name, url):
         migrate(url)
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def purge_queue(queue: str) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import re
 import shutil
 import uuid
@@ -15,13 +14,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
-from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.security import generate_password_hash
 
 from db import make_engine, make_session_factory, migrate
 from db.reviews import Admin
 from db.schema import Hashtag, Post, PostStatus, Story
+from tests.scratch_db import scratch_pg_database
 from webhook import create_app
 
 GRID = (7, 7)  # the hashtagger's attention grid
@@ -29,7 +28,6 @@ PASSWORD = "correct horse battery"
 TEST_HASH_ITERATIONS = 1000
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(scope="session")
@@ -37,17 +35,9 @@ def migrated_templates(tmp_path_factory):
     """A migrated SQLite file and a migrated PostgreSQL template database, made once per test session."""
     sqlite_file = tmp_path_factory.mktemp("admin-template") / "template.sqlite"
     migrate(f"sqlite:///{sqlite_file}")
-    name = f"hashtale_admin_tpl_{uuid.uuid4().hex[:12]}"
-    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    template_url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    migrate(template_url)
-    make_engine(template_url).dispose()
-    yield sqlite_file, name
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    server.dispose()
+    with scratch_pg_database("hashtale_admin_tpl") as (name, template_url):
+        migrate(template_url)
+        yield sqlite_file, name
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -59,14 +49,8 @@ def database_url(request, tmp_path, migrated_templates):
         shutil.copyfile(sqlite_file, copy)
         yield f"sqlite:///{copy}"
         return
-    name = f"hashtale_admin_{uuid.uuid4().hex[:12]}"
-    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    server.dispose()
+    with scratch_pg_database("hashtale_admin", template=template) as (_name, url):
+        yield url
 
 
 @pytest.fixture

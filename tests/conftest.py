@@ -11,13 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from settings import PROJECT_ROOT
+from tests.scratch_db import scratch_pg_database
 
 SHARED_DATASETS = Path(os.environ.get("HASHTALE_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
 PHOTOS_DIR = SHARED_DATASETS / "photos"
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
@@ -50,15 +49,8 @@ def coffee_jpeg() -> bytes:
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """A fresh, empty PostgreSQL database for this test session, dropped at the end."""
-    name = f"hashtale_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_pg_database("hashtale_test") as (_name, url):
+        yield url
 
 
 @pytest.fixture(scope="session")

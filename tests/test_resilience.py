@@ -10,16 +10,15 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from db.schema import Post, PostStatus
 from db.session import make_engine, make_session_factory, migrate
-from tests.conftest import PG_ADMIN_URL
+from tests.scratch_db import scratch_pg_database
 from tests.worker_process import (WorkerProcess, free_port, post_photos, result_counts, running_worker,
                                   wait_until_final)
 from webhook import create_app
@@ -71,16 +70,9 @@ def redis_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def own_pg_url():
-    name = f"hashtale_resilience_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    migrate(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_pg_database("hashtale_resilience") as (_name, url):
+        migrate(url)
+        yield url
 
 
 @pytest.fixture

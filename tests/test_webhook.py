@@ -359,7 +359,7 @@ def test_after_the_database_drops_its_connections_one_post_is_refused_then_all_a
         tmp_path, queue_name, migrated_templates):
     from sqlalchemy import create_engine, text
 
-    from tests.webhook_support import PG_ADMIN_URL
+    from tests.scratch_db import PG_ADMIN_URL
     from webhook import create_app
 
     url, drop = fresh_database("postgresql", tmp_path, migrated_templates)

@@ -3,7 +3,6 @@ broker that needs no server (kombu's SQLAlchemy transport on a SQLite file), and
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import sqlite3
 import struct
@@ -15,21 +14,17 @@ import numpy as np
 import pytest
 from kombu import Connection
 from PIL import Image
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
-from db import Post, make_engine, migrate
+from db import Post, migrate
 from webhook import create_app
+from tests.scratch_db import scratch_pg_database
 from webhook.storage import LOCK_DIR
 
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BOMB_SIDE = 20_000  # px: a 400-megapixel PNG that compresses to a few kilobytes
 NOISE_SIZE = (64, 48)  # px, small photos that differ from test to test
 EXIF_ORIENTATION = 0x0112
 ROTATED_90 = 6  # EXIF orientation: the camera was turned; viewers rotate the pixels 90° clockwise
-
-
-def _pg_url(name: str) -> str:
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.fixture(scope="session")
@@ -39,16 +34,9 @@ def migrated_templates(tmp_path_factory):
     migrate(f"sqlite:///{sqlite_file}")
     with sqlite3.connect(sqlite_file) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file, so a copy is complete
-    name = f"hashtale_webhook_tpl_{uuid.uuid4().hex[:12]}"
-    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    migrate(_pg_url(name))
-    make_engine(_pg_url(name)).dispose()
-    yield sqlite_file, name
-    with server.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    server.dispose()
+    with scratch_pg_database("hashtale_webhook_tpl") as (name, template_url):
+        migrate(template_url)
+        yield sqlite_file, name
 
 
 def fresh_database(kind: str, folder: Path, templates) -> tuple[str, callable]:
@@ -58,17 +46,9 @@ def fresh_database(kind: str, folder: Path, templates) -> tuple[str, callable]:
         copy = folder / f"webhook-{uuid.uuid4().hex[:8]}.sqlite"
         shutil.copyfile(sqlite_file, copy)
         return f"sqlite:///{copy}", lambda: None
-    name = f"hashtale_webhook_{uuid.uuid4().hex[:12]}"
-    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-
-    def drop() -> None:
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        server.dispose()
-
-    return _pg_url(name), drop
+    database = scratch_pg_database("hashtale_webhook", template=template)
+    _name, url = database.__enter__()
+    return url, lambda: database.__exit__(None, None, None)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
