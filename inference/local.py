@@ -41,7 +41,8 @@ class LocalBackend:
                 if self.settings.torch_threads > 0:
                     torch.set_num_threads(self.settings.torch_threads)
                 try:
-                    tagger = Tagger.load(self.settings.hashtagger_checkpoint or None)
+                    tagger = Tagger.load(self.settings.hashtagger_checkpoint or None,
+                                         precision=self.settings.encoder_precision)
                     writer = StoryWriter.load(self.settings.storyteller_checkpoint or None)
                 except (OSError, RuntimeError, ValueError) as exc:  # unreadable or incompatible checkpoint
                     # Transient from the tasks' point of view: posts wait (retrying) until it is fixed.

@@ -49,6 +49,7 @@ class Settings:
     max_image_side: int = DEFAULT_MAX_IMAGE_SIDE
     hashtagger_checkpoint: str = ""  # empty: the shipped checkpoint in models/checkpoints/
     storyteller_checkpoint: str = ""
+    encoder_precision: str = "auto"  # the hashtagger's encoder: "fp32", "bf16" or "auto" (models.tagger.PRECISIONS)
     hashtags_per_post: int = 5
     story_length: int = 500  # characters
     story_temperature: float = 0.8

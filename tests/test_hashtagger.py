@@ -1,5 +1,6 @@
 """The attention hashtagger: encoder, shapes, attention, regulariser, baselines, a tiny real training
 run (loss falls, resumes, exports) and checkpoints that load on a CPU without the training data."""
+import copy
 import json
 import shutil
 
@@ -19,11 +20,22 @@ from training.harrison import Example, read_split, write_split
 B, L, D, V = 3, 49, 1280, len(SPECIALS) + 6
 TINY_TAGS = ("airplane", "pizza", "tshirt")
 PER_TAG = 3
+FUSED_TOLERANCE = 5e-4  # features reach ~6; float32 reassociation differs by ~5e-5
 
 
 @pytest.fixture(scope="module")
 def lite0():
     return Encoder(EncoderConfig())
+
+
+def test_fused_encoder_computes_the_same_features(lite0):
+    """Batch norms folded into convolutions, padding moved into them, in-place clipping: same function."""
+    fused = copy.deepcopy(lite0).fuse_for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    images = torch.randn(2, 3, 224, 224)  # ImageNet-normalised
+    with torch.no_grad():
+        want, got = lite0.eval()(images), fused(images)  # (2, 49, 1280) each
+    torch.testing.assert_close(got, want, atol=FUSED_TOLERANCE, rtol=0)
 
 
 def test_encoder_gives_49_annotation_vectors_like_the_package(lite0):
@@ -188,3 +200,29 @@ def test_checkpoint_saved_on_another_device_loads_on_cpu(tmp_path, monkeypatch):
     payload = load_checkpoint(tmp_path / "gpu.pt", kind="hashtagger")
     assert all(v.device.type == "cpu" for v in payload["model"].values())
     torch.testing.assert_close(payload["model"]["head.weight"], model.head.weight.detach())
+
+
+def test_bfloat16_encoder_gives_the_same_tags_whatever_the_batch(photo_paths):
+    """The served precision: features do not depend on how images are batched (Triton groups requests as
+    they come), and the tags agree with float32 on real photos."""
+    from models.image import preprocess
+
+    fp32, bf16 = Tagger.load(precision="fp32"), Tagger.load(precision="bf16")
+    images = torch.stack([preprocess(p.read_bytes()) for p in photo_paths[:8]])  # (8, 3, 224, 224)
+    with torch.inference_mode():
+        batched = bf16.encode(images)  # (8, L, D)
+        alone = torch.cat([bf16.encode(images[i:i + 1]) for i in range(len(images))])
+        assert batched.dtype == torch.float32
+        assert torch.equal(batched, alone)
+        want, got = fp32.decode(fp32.encode(images)), bf16.decode(batched)
+    agree = sum(w.tags[0].text == g.tags[0].text for w, g in zip(want, got))
+    assert agree >= len(images) - 1  # held out: 1,961 of 1,976 posts keep their first tag
+
+
+def test_precision_auto_resolves_and_unknown_is_refused():
+    from models.tagger import resolve_precision
+
+    assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("int4", "cpu")

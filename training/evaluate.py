@@ -6,7 +6,8 @@
 
 BLEU-1..4 and ROUGE-L on each model's best hashtag sequence (as in the original hashtag-story work),
 P@1, R@5, A@5 on its k ranked distinct tags (as in the HARRISON benchmark). Writes <out>/results.md
-(a Markdown table) and <out>/results.json. Features come from the shared cache (encoded once).
+(a Markdown table) and <out>/results.json. Features come from the shared cache (encoded once, float32);
+with `--precision bf16` (or a fine-tuned encoder) the images are encoded as the service encodes them.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from models.tagger import Tagger
+from models.image import preprocess
+from models.tagger import PRECISIONS, Tagger
 from settings import PROJECT_ROOT
 from training.features import DEFAULT_STORE, FeatureStore
 from training.harrison import read_split
@@ -25,6 +27,7 @@ from training.metrics import all_metrics
 
 RANK_K = 5
 BATCH_SIZE = 256
+ENCODE_BATCH = 8  # images per encoder pass when encoding here: the fastest size on CPU (see triton_repo encode_chunk)
 # BLEU-1 reported by the original work on HARRISON (80/20 split), for the comparison table
 ORIGINAL_BLEU1 = {"soft attention": 0.0825, "Show-and-Tell": 0.1321, "multi-label CNN": 0.0047}
 COLUMNS = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "P@1", f"R@{RANK_K}", f"A@{RANK_K}"]
@@ -36,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="hashtagger checkpoint (repeat for several models; 'shipped' = the service's default)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "var" / "eval"), help="folder for results.md and results.json")
     p.add_argument("--store", default=str(DEFAULT_STORE), help="feature cache root")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="the encoder's arithmetic (the service's ENCODER_PRECISION); fp32 uses the feature cache")
 
 
 def evaluate(tagger: Tagger, feats: torch.Tensor, truth: list[list[str]]) -> dict[str, float]:
@@ -68,16 +73,17 @@ def run(args: argparse.Namespace) -> int:
     truth = [e.tags for e in examples]
     rows = []
     for spec in args.models:
-        tagger = Tagger.load(None if spec == "shipped" else spec)
+        tagger = Tagger.load(None if spec == "shipped" else spec, precision=args.precision)
         store = FeatureStore(args.store, tagger.encoder.config.backbone)
         paths = [e.image for e in examples]
-        if tagger.encoder.trainable:  # fine-tuned encoders see the images themselves
+        if tagger.encoder.trainable or tagger.precision != "fp32":  # encode the images themselves
             feats = _encode(tagger, paths)
         else:
             store.extract(paths, tagger.encoder)
             feats = store.load(paths)
         metrics = evaluate(tagger, feats, truth)
-        rows.append({"model": tagger.name, "checkpoint": spec, "version": tagger.version, "metrics": metrics})
+        rows.append({"model": tagger.name, "checkpoint": spec, "version": tagger.version, "precision": tagger.precision,
+                     "metrics": metrics})
         print(f"{tagger.name} ({spec}): " + "  ".join(f"{c} {metrics[c]:.4f}" for c in COLUMNS))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,15 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
 @torch.no_grad()
 def _encode(tagger: Tagger, paths: list[Path]) -> torch.Tensor:
-    from PIL import Image
-
-    from models.image import to_tensor
-
     feats = []
-    for start in range(0, len(paths), BATCH_SIZE):
-        images = []
-        for p in paths[start:start + BATCH_SIZE]:
-            with Image.open(p) as img:
-                images.append(to_tensor(img.convert("RGB")))
-        feats.append(tagger.encode(torch.stack(images)).cpu())
+    for start in tqdm(range(0, len(paths), ENCODE_BATCH), desc="encode", unit="batch", leave=False):
+        images = torch.stack([preprocess(p.read_bytes()) for p in paths[start:start + ENCODE_BATCH]])  # (B, 3, 224, 224)
+        feats.append(tagger.encode(images).cpu())  # (B, L, D)
     return torch.cat(feats)
