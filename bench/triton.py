@@ -23,7 +23,7 @@ from inference import StoryRequest
 from inference.triton import TritonBackend
 from inference.tritonserver import REPOSITORY, TritonServer, variant_repository
 from settings import PROJECT_ROOT
-from training.export import weights_path
+from training.export import config_parameter, weights_path
 
 PHOTOS_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 CONCURRENCY = (1, 8, 32)
@@ -33,7 +33,6 @@ IN_PROCESS_REPEATS = 2  # the best of these is reported
 K = 5
 STORY_SEED_TAGS = ("beach", "food", "dog", "sunset", "family", "coffee", "travel", "city")
 DYNAMIC_BATCHING = re.compile(r"\ndynamic_batching \{.*?\n\}\n", re.DOTALL)
-TORCH_THREADS = re.compile(r'key: "torch_threads"\s*value: \{ string_value: "(\d+)" \}')
 MS = 1000.0
 
 
@@ -47,13 +46,20 @@ def unchanged(model: str, config: str) -> str:
     return config
 
 
-def measure(call, payloads: list, concurrency: int) -> tuple[float, list[float]]:
-    """Send every payload, `concurrency` at a time; (requests per second, latencies in seconds)."""
+def measure(call, connect, payloads: list, concurrency: int) -> tuple[float, list[float]]:
+    """Send every payload, `concurrency` at a time; (requests per second, latencies in seconds).
+
+    Each client thread first opens its connection (`connect`), and the clock starts when all have: connection
+    set-up is not what is measured, and it would spread the first wave of requests so that the dynamic batcher
+    splits it (a split of a closed loop of clients persists: while one part runs, the other queues)."""
     latencies: list[float] = []
     lock = threading.Lock()
     next_index = iter(range(len(payloads)))
+    connected = threading.Barrier(concurrency + 1)
 
     def client() -> None:
+        connect()
+        connected.wait()
         while True:
             with lock:
                 i = next(next_index, None)
@@ -66,9 +72,10 @@ def measure(call, payloads: list, concurrency: int) -> tuple[float, list[float]]
                 latencies.append(elapsed)
 
     threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    began = time.perf_counter()
     for t in threads:
         t.start()
+    connected.wait()
+    began = time.perf_counter()
     for t in threads:
         t.join()
     return len(payloads) / (time.perf_counter() - began), latencies
@@ -93,7 +100,7 @@ def bench(servers: dict[str, TritonServer], protocol: str, workloads: dict, refe
             n = max(MIN_REQUESTS, rounds * concurrency)
             batch = [payloads[i % len(payloads)] for i in range(n)]
             for label, backend in backends.items():
-                throughput, latencies = measure(lambda p: call(backend, p), batch, concurrency)
+                throughput, latencies = measure(lambda p: call(backend, p), backend.check_ready, batch, concurrency)
                 p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
                 results[label, model, concurrency] = (throughput, p50, p99)
                 print(f"{model:<11} batching {label:<3} concurrency {concurrency:>2}: {n:>3} requests, "
@@ -118,8 +125,8 @@ def timed(run) -> float:
 
 def in_process_references(images: list[bytes], stories: list[StoryRequest], threads: int) -> dict:
     """model -> {name: run one batch of IN_PROCESS_BATCH in this process}, decoding included. The hashtagger
-    twice: `Tagger.suggest` on the whole batch, and as the Triton model runs it (encoder image by image, one
-    batched beam search)."""
+    twice, with the served encoder precision: `Tagger.suggest` on the whole batch, and as the Triton model runs
+    it (the encoder in chunks of `encode_chunk` images, one batched beam search)."""
     import torch
 
     from models.image import preprocess
@@ -127,7 +134,9 @@ def in_process_references(images: list[bytes], stories: list[StoryRequest], thre
     from models.writer import StorySpec, StoryWriter
 
     torch.set_num_threads(threads)
-    tagger = Tagger.load(weights_path(REPOSITORY, "hashtagger"))
+    tagger = Tagger.load(weights_path(REPOSITORY, "hashtagger"),
+                         precision=config_parameter(REPOSITORY, "hashtagger", "precision"))
+    chunk = int(config_parameter(REPOSITORY, "hashtagger", "encode_chunk")) or IN_PROCESS_BATCH
     writer = StoryWriter.load(weights_path(REPOSITORY, "storyteller"))
     batch = [images[i % len(images)] for i in range(IN_PROCESS_BATCH)]
     specs = [StorySpec(s.seed_text, s.length, s.temperature, s.top_k, s.random_seed)
@@ -138,11 +147,11 @@ def in_process_references(images: list[bytes], stories: list[StoryRequest], thre
         tagger.suggest(torch.stack([preprocess(b) for b in batch]), K)  # (32, 3, 224, 224)
 
     @torch.inference_mode()
-    def suggest_encoder_per_image() -> None:
+    def suggest_encoder_in_chunks() -> None:
         x = torch.stack([preprocess(b) for b in batch])  # (32, 3, 224, 224)
-        tagger.decode(torch.cat([tagger.encode(part) for part in x.split(1)]), K)  # (32, L, D) -> tags
+        tagger.decode(torch.cat([tagger.encode(part) for part in x.split(chunk)]), K)  # (32, L, D) -> tags
 
-    return {"hashtagger": {"Tagger.suggest": suggest, "encoder per image": suggest_encoder_per_image},
+    return {"hashtagger": {"Tagger.suggest": suggest, f"encoder in chunks of {chunk}": suggest_encoder_in_chunks},
             "storyteller": {"StoryWriter.write": lambda: writer.write(specs)}}
 
 
@@ -162,7 +171,7 @@ def main() -> None:
         "hashtagger": (lambda backend, image: backend.suggest_hashtags(image, K), images),
         "storyteller": (lambda backend, request: backend.write_story(request), stories),
     }
-    threads = int(TORCH_THREADS.search((REPOSITORY / "hashtagger" / "config.pbtxt").read_text()).group(1))
+    threads = int(config_parameter(REPOSITORY, "hashtagger", "torch_threads"))
     print(f"{len(images)} photos, stories of {args.story_length} chars, protocol {args.protocol}, "
           f"torch threads per instance {threads}", flush=True)
 

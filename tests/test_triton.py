@@ -21,7 +21,7 @@ from inference.triton import HASHTAGGER, TritonBackend
 from inference.tritonserver import REPOSITORY, TritonServer, free_port, variant_repository
 from models.checkpoint import file_version
 from models.image import InvalidImage, preprocess
-from training.export import weights_path
+from training.export import config_parameter, weights_path
 
 K = 5
 PHOTOS = 3  # real photos from the shared set, plus skimage's coffee
@@ -63,7 +63,8 @@ def images(photo_paths, coffee_jpeg) -> list[bytes]:
 def tagger(server):
     from models.tagger import Tagger
 
-    return Tagger.load(weights_path(REPOSITORY, "hashtagger"))
+    return Tagger.load(weights_path(REPOSITORY, "hashtagger"),
+                       precision=config_parameter(REPOSITORY, "hashtagger", "precision"))
 
 
 @pytest.fixture(scope="module")

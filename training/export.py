@@ -20,17 +20,22 @@ from pathlib import Path
 from settings import Settings
 
 MODEL_VERSION_DIR = "1"
-WEIGHTS_PARAMETER = re.compile(r'key:\s*"weights"\s*value:\s*\{\s*string_value:\s*"([^"]+)"')
+PARAMETER = r'key:\s*"{key}"\s*value:\s*\{{\s*string_value:\s*"([^"]*)"'  # one entry of config.pbtxt's parameters
 MODELS = ("hashtagger", "storyteller")
+
+
+def config_parameter(repository: str | Path, model: str, key: str) -> str:
+    """The string value of parameter `key` in `model`'s config.pbtxt."""
+    config = (Path(repository) / model / "config.pbtxt").read_text()
+    match = re.search(PARAMETER.format(key=re.escape(key)), config)
+    if match is None:
+        raise ValueError(f"{model}/config.pbtxt has no {key!r} parameter")
+    return match.group(1)
 
 
 def weights_path(repository: str | Path, model: str) -> Path:
     """Where `model`'s config.pbtxt says its weights are."""
-    config = (Path(repository) / model / "config.pbtxt").read_text()
-    match = WEIGHTS_PARAMETER.search(config)
-    if match is None:
-        raise ValueError(f"{model}/config.pbtxt has no 'weights' parameter")
-    return Path(repository) / model / MODEL_VERSION_DIR / match.group(1)
+    return Path(repository) / model / MODEL_VERSION_DIR / config_parameter(repository, model, "weights")
 
 
 def source_checkpoint(model: str, settings: Settings) -> Path:

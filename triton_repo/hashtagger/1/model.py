@@ -25,7 +25,9 @@ class TritonPythonModel:
         weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
         self.encode_chunk = int(parameter(config, "encode_chunk"))
         self.device = instance_device(args, config)
-        self.tagger = Tagger.load(weights, device=self.device)
+        self.tagger = Tagger.load(weights, device=self.device, precision=parameter(config, "precision"))
+        # Kernels for every chunk size now, not in the first requests' latency (the last chunk of a batch is smaller).
+        self.tagger.warm_up(self.encode_chunk or config["max_batch_size"])
         self.model_version = np.array([[f"{self.tagger.name}:{self.tagger.version}".encode()]], dtype=np.object_)
 
     def execute(self, requests):
