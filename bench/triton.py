@@ -149,7 +149,7 @@ def in_process_references(images: list[bytes], stories: list[StoryRequest], thre
     @torch.inference_mode()
     def suggest_encoder_in_chunks() -> None:
         x = torch.stack([preprocess(b) for b in batch])  # (32, 3, 224, 224)
-        tagger.decode(torch.cat([tagger.encode(part) for part in x.split(chunk)]), K)  # (32, L, D) -> tags
+        tagger.decode(tagger.encode(x, chunk), K)  # (32, L, D) -> tags
 
     return {"hashtagger": {"Tagger.suggest": suggest, f"encoder in chunks of {chunk}": suggest_encoder_in_chunks},
             "storyteller": {"StoryWriter.write": lambda: writer.write(specs)}}

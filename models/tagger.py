@@ -37,7 +37,8 @@ UNTRAINED_SEED = 0  # the untrained fallback's decoder is the same in every proc
 # activations. On a CPU with native bfloat16 (AVX512-BF16, AMX) the fused Lite0 encoder takes ~12 ms per image
 # alone and 7-10 ms in batches of 8, against float32's ~17 and ~28 (float32 gets SLOWER per image in a batch:
 # its activations leave the cache); held-out P@1 0.882 instead of 0.883 (checkpoints/hashtagger.md). Results do
-# not depend on the batch size. "auto": bf16 where oneDNN (CPU) or the GPU computes it, else fp32.
+# not depend on the batch size. "auto": bf16 where oneDNN reports bfloat16 support (CPU; it does from AVX512 on,
+# emulating it on CPUs without AVX512-BF16 or AMX, where fp32 may be faster: not measured here) or the GPU has it.
 PRECISIONS = ("auto", "fp32", "bf16")
 # The untrained fallback needs some vocabulary: the most frequent HARRISON hashtags.
 UNTRAINED_TAGS = ("love", "friend", "beach", "family", "sea", "food", "sky", "dog", "cat", "flower",
@@ -112,8 +113,11 @@ class Tagger:
         return [d.tags for d in self.decode(self.encode(images), k)]
 
     @torch.no_grad()
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 224, 224) -> (B, L, D) float32 annotation vectors."""
+    def encode(self, images: torch.Tensor, chunk: int = 0) -> torch.Tensor:
+        """(B, 3, 224, 224) -> (B, L, D) float32 annotation vectors, `chunk` images per encoder pass (0: all B).
+        On CPU a pass of 8 costs less per image than one of 32 (see PRECISIONS); the results are the same."""
+        if chunk and len(images) > chunk:
+            return torch.cat([self.encode(part) for part in images.split(chunk)])  # (B, L, D)
         images = images.to(self.device)
         if self.precision == "fp32":
             return self.encoder(images)

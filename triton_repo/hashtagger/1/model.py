@@ -54,7 +54,7 @@ class TritonPythonModel:
                 continue
             x = torch.stack(images).to(self.device)  # (B, 3, 224, 224)
             with torch.inference_mode():
-                feats = torch.cat([self.tagger.encode(part) for part in x.split(self.encode_chunk or len(x))])  # (B, L, D)
+                feats = self.tagger.encode(x, chunk=self.encode_chunk)  # (B, L, D)
                 decoded = self.tagger.decode(feats, k)  # B ranked tag lists, one batched beam search
             for i, d in zip(indices, decoded):
                 responses[i] = self.response(d.tags)
