@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -89,7 +90,7 @@ def seed(url: str, posts: int, media_dir: Path) -> None:
 
 def measure(url: str, media_dir: Path, posts: int, repeat: int) -> dict[str, tuple[float, float, int]]:
     """variant -> (median ms, p95 ms, bytes)."""
-    app = create_app({"database_url": url, "media_dir": str(media_dir)})
+    app = create_app({"database_url": url, "media_dir": str(media_dir), "secret_key": secrets.token_hex()})
     client = app.test_client()
     html = client.get("/admin/login").get_data(as_text=True)
     token = html.split('name="csrf_token" type="hidden" value="')[1].split('"')[0]

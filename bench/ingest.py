@@ -17,6 +17,7 @@ import importlib.util
 import multiprocessing
 import os
 import random
+import secrets
 import signal
 import subprocess
 import sys
@@ -157,7 +158,7 @@ def end_to_end_rate(paths: list[Path], warmup: list[Path], concurrency: int, wor
     with fresh_database() as url:
         env = {"DATABASE_URL": url, "BROKER_URL": REDIS_URL, "TASK_QUEUE": queue, "MEDIA_DIR": str(media)}
         client = create_app({"database_url": url, "broker_url": REDIS_URL, "task_queue": queue,
-                             "media_dir": str(media)}).test_client()
+                             "media_dir": str(media), "secret_key": secrets.token_hex()}).test_client()
         engine = make_engine(url)
         sessions = make_session_factory(engine)
         log = open(work / f"worker-{concurrency}.log", "wb")

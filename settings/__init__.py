@@ -27,6 +27,8 @@ def _default_broker_url() -> str:
     return f"sqla+sqlite:///{DEFAULT_DATA_DIR / 'broker.sqlite'}"
 
 
+FILE_SUFFIX = "_FILE"  # SECRET_KEY_FILE=/run/secrets/key reads SECRET_KEY from that file
+
 # Field annotations are strings under `from __future__ import annotations`.
 _PARSERS = {"str": str, "int": int, "float": float}
 
@@ -42,7 +44,7 @@ class Settings:
     media_dir: str = field(default_factory=lambda: str(DEFAULT_DATA_DIR / "media"))
     webhook_secret: str = ""  # empty: X-Hub-Signature-256 not enforced
     verify_token: str = ""  # empty: subscription checks are refused
-    secret_key: str = "dev-only-change-me"  # Flask sessions and CSRF
+    secret_key: str = ""  # Flask sessions and CSRF; empty: see settings/secret_key.py
     admin_session_minutes: float = 60.0  # an admin session expires after this long without a request
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
@@ -64,11 +66,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
-        """Each field is read from the upper-cased environment variable of the same name."""
+        """Each field is read from the upper-cased environment variable of the same name, or from the file that
+        `<NAME>_FILE` names (Docker secrets; one trailing newline dropped) when that variable is unset."""
         env = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
             raw = env.get(f.name.upper())
+            if not raw and env.get(f"{f.name.upper()}{FILE_SUFFIX}"):
+                raw = Path(env[f"{f.name.upper()}{FILE_SUFFIX}"]).read_text().removesuffix("\n")
             if raw is None or raw == "":
                 continue
             values[f.name] = _PARSERS[f.type](raw)

@@ -154,3 +154,54 @@ def test_create_admin_command_stores_a_hash(database_url, sessions, monkeypatch,
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert cli.main(["create-admin", "dave", "--password-stdin", "--database-url", database_url]) == 1
     assert "at least" in capsys.readouterr().err
+
+
+FORMER_DEFAULT_KEY = "dev-only-change-me"  # the key every embedded install signed with before it was generated
+
+
+def _forged_cookie(secret_key: str, admin_id: int) -> str:
+    """A session cookie saying `admin_id` is logged in, signed the way Flask signs, with `secret_key`."""
+    from flask import Flask
+
+    forger = Flask("forger")
+    forger.secret_key = secret_key
+    return forger.session_interface.get_signing_serializer(forger).dumps({"admin_id": admin_id})
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_embedded_default_generates_its_key_once_and_a_forged_session_is_refused(database_url, tmp_path, post_id):
+    from settings.secret_key import KEY_FILE_NAME, MIN_LENGTH
+    from webhook import create_app
+
+    config = {"database_url": database_url, "media_dir": str(tmp_path / "media")}  # no secret_key: the README's path
+    app = create_app(config)
+    key_file = tmp_path / KEY_FILE_NAME  # beside the SQLite file
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert app.secret_key == key_file.read_text() and len(app.secret_key) >= MIN_LENGTH
+    assert create_app(config).secret_key == app.secret_key  # every process and restart: the same key
+
+    client = app.test_client()
+    client.set_cookie("session", _forged_cookie(FORMER_DEFAULT_KEY, admin_id=1))
+    assert client.get("/admin/").status_code == 302  # to the log-in page
+    log_in(client, "ann")
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_deployment_without_a_usable_secret_key_refuses_to_start(tmp_path):
+    from settings.secret_key import MissingSecretKey
+    from webhook import create_app
+
+    pg_url = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    with pytest.raises(MissingSecretKey, match="SECRET_KEY"):
+        create_app({"database_url": pg_url, "media_dir": str(tmp_path)})
+    with pytest.raises(MissingSecretKey, match="at least"):
+        create_app({"database_url": pg_url, "media_dir": str(tmp_path), "secret_key": FORMER_DEFAULT_KEY})
+
+
+def test_the_secret_key_can_come_from_a_file(tmp_path):
+    from settings import Settings
+
+    secret = tmp_path / "secret_key"
+    secret.write_text("k" * 40 + "\n")
+    assert Settings.from_env({"SECRET_KEY_FILE": str(secret)}).secret_key == "k" * 40
+    assert Settings.from_env({"SECRET_KEY_FILE": str(secret), "SECRET_KEY": "env wins"}).secret_key == "env wins"

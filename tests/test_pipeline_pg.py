@@ -2,6 +2,8 @@
 the broker, a real Celery worker process with the local models; the rows end up in PostgreSQL."""
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import select
 
 from db.schema import Hashtag, Post, PostStatus, Story
@@ -20,7 +22,7 @@ def test_posted_photos_are_tagged_and_told_in_postgresql(pg_url, redis_url, queu
     migrate(pg_url)
     media = tmp_path / "media"
     config = {"database_url": pg_url, "broker_url": redis_url, "task_queue": queue_name, "media_dir": str(media),
-              "TESTING": True}
+              "secret_key": secrets.token_hex(), "TESTING": True}
     client = create_app(config).test_client()
     photos = photo_paths[:: len(photo_paths) // N_PHOTOS][:N_PHOTOS]  # spread over the set
 

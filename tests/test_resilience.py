@@ -7,6 +7,7 @@ app, and Celery worker processes killed with SIGKILL.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -86,7 +87,7 @@ def sessions(own_pg_url):
 
 def post_through_webhook(pg_url: str, broker_url: str, queue: str, media: Path, photos: list[Path]) -> list[int]:
     client = create_app({"database_url": pg_url, "broker_url": broker_url, "task_queue": queue,
-                         "media_dir": str(media), "TESTING": True}).test_client()
+                         "media_dir": str(media), "secret_key": secrets.token_hex(), "TESTING": True}).test_client()
     return post_photos(client, photos, queue)
 
 

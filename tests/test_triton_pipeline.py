@@ -6,6 +6,7 @@ One server and one worker for the module; the restart test runs last.
 """
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
@@ -49,7 +50,7 @@ def pipeline(server, database, pg_url, redis_url, tmp_path_factory):
     queue = f"hashtale-triton-{root.name}"
     media = root / "media"
     client = create_app({"database_url": pg_url, "broker_url": redis_url, "task_queue": queue,
-                         "media_dir": str(media), "TESTING": True}).test_client()
+                         "media_dir": str(media), "secret_key": secrets.token_hex(), "TESTING": True}).test_client()
     env = {"DATABASE_URL": pg_url, "BROKER_URL": redis_url, "TASK_QUEUE": queue, "MEDIA_DIR": str(media),
            "STORY_LENGTH": str(STORY_LENGTH), "HASHTAGS_PER_POST": str(K), "INFERENCE_BACKEND": "triton",
            "TRITON_URL": server.grpc_url, "TRITON_PROTOCOL": "grpc", "TRITON_TIMEOUT": "60", **RETRIES}

@@ -3,6 +3,7 @@ broker that needs no server (kombu's SQLAlchemy transport on a SQLite file), and
 from __future__ import annotations
 
 import io
+import secrets
 import shutil
 import sqlite3
 import struct
@@ -64,6 +65,7 @@ def app_config(database_url: str, folder: Path, queue: str, **overrides) -> dict
         "broker_url": f"sqla+sqlite:///{folder / 'broker.sqlite'}",
         "media_dir": str(folder / "media"),
         "task_queue": queue,
+        "secret_key": secrets.token_hex(),
         "TESTING": True,
         **overrides,
     }

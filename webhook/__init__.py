@@ -8,6 +8,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, ServiceUnavailable
 
 from settings import Settings
+from settings.secret_key import resolve_secret_key
 from worker.celery_app import celery_init_app
 
 SETTINGS_FIELDS = frozenset(f.name for f in fields(Settings))
@@ -23,7 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.from_mapping(
         SETTINGS=settings,
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=resolve_secret_key(settings.secret_key, settings.database_url),
         MAX_CONTENT_LENGTH=settings.max_content_length,
     )
     app.config.update({k: v for k, v in overrides.items() if k not in SETTINGS_FIELDS})

@@ -16,8 +16,6 @@ bp = Blueprint("admin", __name__, url_prefix="/admin", template_folder="template
 def _configure_sessions(state) -> None:
     app = state.app
     settings = app.config["SETTINGS"]
-    if not app.config.get("SECRET_KEY"):  # create_app may have set it already
-        app.config["SECRET_KEY"] = settings.secret_key
     # Signed-cookie sessions: Flask refuses a cookie older than this, and refreshes it on every request (idle expiry).
     app.permanent_session_lifetime = timedelta(minutes=settings.admin_session_minutes)
     app.config["WTF_CSRF_TIME_LIMIT"] = int(app.permanent_session_lifetime.total_seconds())
