@@ -3,7 +3,8 @@
 OUT gets `data_list.txt` (image paths relative to OUT), `tag_list.txt` (space-separated hashtags) and the photos
 under `images/` (copied, or symlinked with --link), so `hashtale train-hashtagger --data OUT` trains on it.
 A post's hashtags are those of the review that approved it (its newest state change): the suggested hashtags
-minus those the reviewer removed, plus those they added.
+minus those the reviewer removed, plus those they added (on the review page: the ticked suggestions and the
+hashtags typed beside them, see webhook.admin.posts.training_tags).
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 The study asked a panel three questions per image and reported 65% relevant hashtags and 47% stories with
 some context. Here each reviewer's current (latest) review of a post counts once:
 - relevant hashtags: share of reviewed posts whose hashtag a strict majority of their reviewers judged relevant;
+- hashtags per post and ticked: a post gets as many hashtags as its model emitted; "ticked" is the share of
+  suggested hashtags that reviewers ticked as relevant (over reviews: the precision of the emitted sets);
 - meaningful context: share of reviewed posts with a story that a strict majority judged to have a meaningful context;
 - closeness: distribution of the story-to-image closeness answers (none / slight / strong) over reviews.
 Each figure is given for all reviews and per model ("name:version" of the model whose output was judged).
@@ -14,9 +16,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from db.reviews import Closeness
+from db.reviews import Closeness, Review
 from db.session import make_engine, make_session_factory
 from review.history import latest_reviews
 from settings import DEFAULT_DATA_DIR, Settings
@@ -38,6 +40,8 @@ class Judgement:
     hashtag_relevant: bool
     story_meaningful: bool | None
     story_closeness: Closeness | None
+    suggested: int  # hashtags the model emitted for the post (verdicts of this review)
+    ticked: int  # of which this reviewer ticked as relevant
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,20 @@ class HashtagFigures:
     posts: int
     reviews: int
     relevant_posts: int  # posts whose hashtag a majority judged relevant
+    suggested: int  # hashtags judged, over reviews
+    ticked: int  # of which ticked relevant
 
     @property
     def relevant(self) -> float | None:
         return self.relevant_posts / self.posts if self.posts else None
+
+    @property
+    def per_post(self) -> float | None:
+        return self.suggested / self.reviews if self.reviews else None
+
+    @property
+    def ticked_share(self) -> float | None:
+        return self.ticked / self.suggested if self.suggested else None
 
 
 @dataclass(frozen=True)
@@ -79,9 +93,10 @@ class Report:
 
 def collect(session: Session) -> tuple[list[Judgement], int]:
     """Every reviewer's current review, and how many reviewers there are."""
-    reviews = session.scalars(latest_reviews()).all()
+    reviews = session.scalars(latest_reviews().options(selectinload(Review.verdicts))).all()
     judgements = [
-        Judgement(r.post_id, r.hashtag_model, r.story_model, r.hashtag_relevant, r.story_meaningful, r.story_closeness)
+        Judgement(r.post_id, r.hashtag_model, r.story_model, r.hashtag_relevant, r.story_meaningful, r.story_closeness,
+                  suggested=len(r.verdicts), ticked=sum(v.relevant for v in r.verdicts))
         for r in reviews
     ]
     return judgements, len({r.reviewer_id for r in reviews})
@@ -95,7 +110,8 @@ def _hashtag_figures(model: str, judgements: list[Judgement]) -> HashtagFigures:
     votes: dict[int, list[bool]] = defaultdict(list)
     for j in judgements:
         votes[j.post_id].append(j.hashtag_relevant)
-    return HashtagFigures(model, len(votes), len(judgements), sum(majority(v) for v in votes.values()))
+    return HashtagFigures(model, len(votes), len(judgements), sum(majority(v) for v in votes.values()),
+                          suggested=sum(j.suggested for j in judgements), ticked=sum(j.ticked for j in judgements))
 
 
 def _story_figures(model: str, judgements: list[Judgement]) -> StoryFigures:
@@ -139,10 +155,12 @@ def to_markdown(report: Report) -> str:
         "",
         "## Is the hashtag relevant to the image?",
         "",
-        "| hashtag model | posts | reviews | relevant |",
-        "|---|---:|---:|---:|",
+        "| hashtag model | posts | reviews | relevant | hashtags per post | ticked |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {h.model} | {h.posts} | {h.reviews} | {percent(h.relevant)} |" for h in report.hashtags]
+    lines += [f"| {h.model} | {h.posts} | {h.reviews} | {percent(h.relevant)} | "
+              f"{'–' if h.per_post is None else f'{h.per_post:.2f}'} | {percent(h.ticked_share)} |"
+              for h in report.hashtags]
     lines += [
         "",
         "## Does the story have a meaningful context? How close is it to the image?",

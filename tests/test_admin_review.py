@@ -14,7 +14,7 @@ from db.schema import PostStatus
 from tests.admin_support import (  # noqa: F401  (fixtures)
     GRID, T0, add_admin, add_post, app, csrf_token, database_url, log_in, migrated_templates, sessions,
 )
-from webhook.admin.heatmap import HEATMAP_SIDE
+from webhook.admin.heatmap import overlay_size, seen_square
 from webhook.admin.queue import PAGE_SIZE
 
 
@@ -60,7 +60,12 @@ def test_post_page_shows_photo_hashtags_scores_heat_maps_and_story(client, post_
     assert client.get(f"/posts/{post_id}/image").data == coffee_jpeg
     heat = client.get(f"/admin/posts/{post_id}/heatmaps/2.png")
     assert heat.status_code == 200 and heat.content_type == "image/png"
-    assert Image.open(io.BytesIO(heat.data)).size == (HEATMAP_SIDE, HEATMAP_SIDE)
+    photo = Image.open(io.BytesIO(coffee_jpeg))
+    overlay = Image.open(io.BytesIO(heat.data))
+    # An overlay of the whole photo, laid over it at its display size: same aspect ratio, photo-sized or larger.
+    assert overlay.mode == "RGBA" and overlay.size == overlay_size(*photo.size)
+    assert abs(overlay.width / overlay.height - photo.width / photo.height) < 0.01
+    assert 'class="heatmap" id="heatmap-1"' in html and f'width="{photo.width}" height="{photo.height}"' in html
     assert client.get(f"/admin/posts/{post_id}/heatmaps/9.png").status_code == 404
     assert client.get("/admin/posts/999999").status_code == 404
 
@@ -72,17 +77,19 @@ def test_heat_map_is_hot_where_the_attention_is(client, sessions, tmp_path, coff
         post = add_post(session, tmp_path / "media", coffee_jpeg, 2, ["cup"])
         post.hashtags[0].attention = top_left.tolist()
         post_id = post.id
-    rgb = np.asarray(Image.open(io.BytesIO(client.get(f"/admin/posts/{post_id}/heatmaps/1.png").data)).convert("RGB"),
-                     dtype=float)
-    cell = HEATMAP_SIDE // GRID[0]
-    hot, cold = rgb[: cell // 2, : cell // 2], rgb[-cell:, -cell:]
+    rgba = np.asarray(Image.open(io.BytesIO(client.get(f"/admin/posts/{post_id}/heatmaps/1.png").data)), dtype=float)
+    left, top, side = seen_square(rgba.shape[1], rgba.shape[0])
+    seen = rgba[top:top + side, left:left + side]  # the square the model saw
+    cell = side // GRID[0]
+    hot, cold = seen[: cell // 2, : cell // 2], seen[-cell:, -cell:]
     assert hot[..., 0].mean() - hot[..., 2].mean() > 50  # red over the attended cell
     assert cold[..., 2].mean() - cold[..., 0].mean() > 20  # blue far from it
+    unseen = np.concatenate([rgba[:, :left].reshape(-1, 4), rgba[:, left + side:].reshape(-1, 4)])
+    assert len(unseen) and np.ptp(unseen[:, :3]) == 0  # the strips the model did not see: one flat grey
 
 
 def test_reviews_are_appended_never_overwritten(client, post_id, sessions):
-    response = _submit(client, post_id, relevant=["1", "3"], tags="#coffee, cup #Latte", note="first",
-                       approve="Approve")
+    response = _submit(client, post_id, relevant=["1", "3"], tags="#Latte, cup", note="first", approve="Approve")
     assert response.status_code == 302
     with sessions() as session:
         review = session.scalars(select(Review)).one()
@@ -91,9 +98,8 @@ def test_reviews_are_appended_never_overwritten(client, post_id, sessions):
         assert review.hashtag_model == "sat-effnetlite0:v1" and review.story_model == "char-lstm:v1"
         assert [(v.rank, v.text, v.relevant) for v in review.verdicts] == [
             (1, "coffee", True), (2, "cup", False), (3, "food", True)]
-        assert {(c.text, c.change) for c in review.tag_changes} == {("food", TagChange.REMOVED),
-                                                                   ("latte", TagChange.ADDED)}
-        assert review.corrected_tags() == ["coffee", "cup", "latte"]
+        assert {(c.text, c.change) for c in review.tag_changes} == {("latte", TagChange.ADDED)}
+        assert review.corrected_tags() == ["coffee", "cup", "food", "latte"]  # ticked 1 and 3, typed latte and cup
         assert [s.state for s in session.scalars(select(ReviewStateChange))] == [ReviewState.APPROVED]
         first = (review.id, review.created_at, review.note)
 
@@ -179,3 +185,22 @@ def test_queue_filters_and_pages(client, sessions, tmp_path, coffee_jpeg):
         [n for n in range(2, total + 1) if n % 10 != 0 and n > 6])  # post 1 has no #sun
     for bad in ("?status=bogus", "?since=yesterday", "?page=0", "?tag=a-b"):
         assert client.get("/admin/" + bad).status_code == 400, bad
+
+
+def test_only_ticked_hashtags_train_unless_the_reviewer_types_more(client, post_id, sessions):
+    """A reviewer who ticks only #coffee and types nothing approves a post that trains with #coffee alone."""
+    html = client.get(f"/admin/posts/{post_id}").get_data(as_text=True)
+    assert 'id="tags" maxlength="2000" name="tags" size="50" spellcheck="false" type="text" value=""' in html
+    assert _submit(client, post_id, relevant=["1"], tags="", approve="Approve").status_code == 302
+    with sessions() as session:
+        review = session.scalars(select(Review)).one()
+        assert review.corrected_tags() == ["coffee"]
+        assert {(c.text, c.change) for c in review.tag_changes} == {("cup", TagChange.REMOVED),
+                                                                   ("food", TagChange.REMOVED)}
+    page = client.get(f"/admin/posts/{post_id}").get_data(as_text=True)
+    assert 'spellcheck="false" type="text" value=""' in page  # reopened: still nothing besides the ticked one
+    assert _submit(client, post_id, relevant=["2"], tags="saucer").status_code == 302
+    with sessions() as session:
+        latest = session.scalars(select(Review).order_by(Review.revision.desc())).first()
+        assert latest.corrected_tags() == ["cup", "saucer"]
+    assert 'value="saucer"' in client.get(f"/admin/posts/{post_id}").get_data(as_text=True)

@@ -80,6 +80,12 @@ def test_a_reviewer_reviews_a_post_in_the_browser(server, browser, sessions, tmp
     heatmaps = browser.find_elements(By.CSS_SELECTOR, "img.heatmap")
     assert len(heatmaps) == 3
     wait.until(lambda _: all(loaded(img) for img in [photo, *heatmaps]))
+    # One heat map at a time lies over the photo, exactly covering it: #coffee's first, then the hovered tag's.
+    assert [h.is_displayed() for h in heatmaps] == [True, False, False]
+    assert heatmaps[0].rect == photo.rect
+    from selenium.webdriver.common.action_chains import ActionChains
+    ActionChains(browser).move_to_element(browser.find_elements(By.CSS_SELECTOR, ".hashtag")[1]).perform()
+    assert [h.is_displayed() for h in heatmaps] == [False, True, False] and heatmaps[1].rect == photo.rect
     assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".tagtext")] == ["#coffee", "#cup", "#food"]
     assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".hashtag .score")] == ["0.900", "0.450", "0.300"]
     assert browser.find_element(By.ID, "story").text == STORY

@@ -7,11 +7,12 @@ from collections import defaultdict
 from PIL import Image
 
 import cli
-from db.reviews import Closeness, Review
+from db.reviews import Closeness, HashtagVerdict, Review
 from tests.admin_support import add_admin, add_post, database_url, migrated_templates, sessions  # noqa: F401
 
 POSTS = 40
 REVIEWERS = 3
+TAG_SETS = [["cup"], ["cup", "coffee"], ["cup", "coffee", "saucer"]]  # the model decides how many a post gets
 TAGGERS = [("sat-effnetlite0", "v1"), ("sat-effnetlite0", "v2")]
 WRITERS = [("char-lstm", "a"), ("char-lstm", "b")]
 
@@ -24,7 +25,7 @@ def _seed(sessions, media_dir, image) -> dict[tuple[int, int], dict]:
         reviewers = [add_admin(session, f"r{i}") for i in range(REVIEWERS)]
         for n in range(POSTS):
             has_story = n % 7 != 0
-            post = add_post(session, media_dir, image, n, ["cup", "coffee"], tagger=TAGGERS[n % 2],
+            post = add_post(session, media_dir, image, n, TAG_SETS[n % len(TAG_SETS)], tagger=TAGGERS[n % 2],
                             writer=WRITERS[n % 3 == 0], story="A story." if has_story else None)
             for reviewer in reviewers:
                 if rng.random() < 0.25:
@@ -36,12 +37,15 @@ def _seed(sessions, media_dir, image) -> dict[tuple[int, int], dict]:
                         "story_closeness": rng.choice(list(Closeness)) if has_story else None,
                         "tagger": "%s:%s" % TAGGERS[n % 2],
                         "writer": "%s:%s" % WRITERS[n % 3 == 0] if has_story else None,
+                        "ticks": [rng.random() < 0.5 for _ in post.hashtags],
                     }
                     session.add(Review(post_id=post.id, reviewer_id=reviewer, revision=revision,
                                        hashtag_relevant=answers["hashtag_relevant"],
                                        story_meaningful=answers["story_meaningful"],
                                        story_closeness=answers["story_closeness"],
-                                       hashtag_model=answers["tagger"], story_model=answers["writer"]))
+                                       hashtag_model=answers["tagger"], story_model=answers["writer"],
+                                       verdicts=[HashtagVerdict(hashtag_id=h.id, rank=h.rank, text=h.text, relevant=tick)
+                                                 for h, tick in zip(post.hashtags, answers["ticks"])]))
                     current[(post.id, reviewer)] = answers
     return current
 
@@ -54,12 +58,15 @@ def _hand_count(current: dict[tuple[int, int], dict]) -> tuple[dict, dict]:
     """Expected Markdown cells per table row, counted the plain way."""
     hashtag_rows, story_rows = {}, {}
     for model in ["all"] + sorted({"%s:%s" % t for t in TAGGERS}):
-        votes = defaultdict(list)
+        votes, ticks = defaultdict(list), []
         for (post, _), a in current.items():
             if model in ("all", a["tagger"]):
                 votes[post].append(a["hashtag_relevant"])
+                ticks.append(a["ticks"])
         yes = sum(1 for v in votes.values() if v.count(True) > v.count(False))
-        hashtag_rows[model] = [str(len(votes)), str(sum(map(len, votes.values()))), _pct(yes, len(votes))]
+        suggested = sum(map(len, ticks))
+        hashtag_rows[model] = [str(len(votes)), str(len(ticks)), _pct(yes, len(votes)),
+                               f"{suggested / len(ticks):.2f}", _pct(sum(map(sum, ticks)), suggested)]
     for model in ["all"] + sorted({"%s:%s" % w for w in WRITERS}):
         votes, closeness = defaultdict(list), []
         for (post, _), a in current.items():

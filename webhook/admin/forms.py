@@ -29,7 +29,7 @@ class ReviewForm(FlaskForm):
 
     relevant = SelectMultipleField("Relevant hashtags", coerce=int, widget=ListWidget(prefix_label=False),
                                    option_widget=CheckboxInput(), validators=[Optional()])
-    tags = StringField("Hashtags for training (add or remove)", validators=[Optional(), Length(max=TAGS_FIELD_MAX)])
+    tags = StringField("Other hashtags for training (the ticked ones are included)", validators=[Optional(), Length(max=TAGS_FIELD_MAX)])
     hashtag_relevant = RadioField("Is the hashtag relevant to the image?", choices=YES_NO, validators=[InputRequired()])
     story_meaningful = RadioField("Does the story have a meaningful context?", choices=YES_NO, validators=[Optional()])
     story_closeness = RadioField("How close is the story's context to the image's?", validators=[Optional()],

@@ -1,9 +1,7 @@
 """A post page (photo, hashtags with scores and heat maps, story, review history) and the review form."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from flask import abort, current_app, flash, g, redirect, render_template, url_for
+from flask import abort, flash, g, redirect, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -11,14 +9,13 @@ from wtforms.fields.choices import SelectChoice
 
 from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
 from db.schema import Post
-from models.image import InvalidImage, decode_image
 from review.history import (
     NotYourReview, ReviewAnswers, ReviewConflict, current_state, parse_tags, reviews_of_post,
     submit_review,
 )
 from webhook.admin import bp
 from webhook.admin.forms import LogoutForm, ReviewForm
-from webhook.admin.heatmap import render_heatmap
+from webhook.admin.heatmap import render_overlay
 from webhook.database import db
 
 PRIVATE_CACHE = "private, max-age=3600"  # seconds; a hashtag's attention never changes
@@ -50,10 +47,10 @@ def _form_for(post: Post, mine: Review | None) -> ReviewForm:
     form = ReviewForm()
     form.relevant.choices = [SelectChoice(h.rank, h.text) for h in post.hashtags]
     if mine is None:
-        form.tags.data = " ".join(h.text for h in post.hashtags)
-        return form
+        return form  # nothing ticked, no other hashtag: the reviewer builds the training tags
     form.relevant.data = [v.rank for v in mine.verdicts if v.relevant]
-    form.tags.data = " ".join(mine.corrected_tags())
+    ticked = {v.text for v in mine.verdicts if v.relevant}
+    form.tags.data = " ".join(t for t in mine.corrected_tags() if t not in ticked)
     form.hashtag_relevant.data = "yes" if mine.hashtag_relevant else "no"
     if mine.story_meaningful is not None:
         form.story_meaningful.data = "yes" if mine.story_meaningful else "no"
@@ -93,10 +90,18 @@ def _answers(post: Post, form: ReviewForm) -> ReviewAnswers:
         story_meaningful=form.story_meaningful.data == "yes" if form.story_meaningful.data else None,
         story_closeness=Closeness(form.story_closeness.data) if form.story_closeness.data else None,
         relevant_ranks=frozenset(form.relevant.data or ()),
-        tags=parse_tags(form.tags.data or ""),
+        tags=training_tags(post, form),
         note=(form.note.data or "").strip() or None,
         decision=decision,
     )
+
+
+def training_tags(post: Post, form: ReviewForm) -> tuple[str, ...]:
+    """The hashtags the post trains with: the ticked suggestions (by rank), then the reviewer's other hashtags.
+    An unticked suggestion is never one of them unless the reviewer types it."""
+    ticked = set(form.relevant.data or ())
+    suggested = tuple(h.text for h in post.hashtags if h.rank in ticked)
+    return tuple(dict.fromkeys(suggested + parse_tags(form.tags.data or "")))
 
 
 @bp.post("/posts/<int:post_id>/review")
@@ -128,21 +133,12 @@ def submit(post_id: int):
     return redirect(url_for("admin.post_page", post_id=post.id))
 
 
-def _media_dir() -> Path:
-    return Path(current_app.config["SETTINGS"].media_dir)
-
-
 @bp.get("/posts/<int:post_id>/heatmaps/<int:rank>.png")
 def heatmap(post_id: int, rank: int):
+    """The hashtag's attention as a transparent PNG with the photo's aspect ratio, laid over the photo."""
     post = _load_post(post_id)
     hashtag = next((h for h in post.hashtags if h.rank == rank), None)
     if hashtag is None or not hashtag.attention:
         abort(404, description=f"post {post_id} has no attention map for rank {rank}")
-    settings = current_app.config["SETTINGS"]
-    try:
-        data = (_media_dir() / post.image_path).read_bytes()
-        image = decode_image(data, settings.max_image_pixels, settings.max_image_side).image
-    except (OSError, InvalidImage) as exc:
-        abort(404, description=f"photo of post {post_id} unreadable: {exc}")
-    png = render_heatmap(image, hashtag.attention, tuple(hashtag.attention_shape))
+    png = render_overlay((post.width, post.height), hashtag.attention, tuple(hashtag.attention_shape))
     return png, 200, {"Content-Type": "image/png", "Cache-Control": PRIVATE_CACHE}

@@ -24,7 +24,29 @@ function queueKeys(rows) {
   });
 }
 
+// One heat map at a time over the photo (or none): the one of the hashtag hovered, focused, or cycled to with h.
+function heatmaps() {
+  const overlays = Array.from(document.querySelectorAll(".frame .heatmap"));
+  const items = Array.from(document.querySelectorAll(".hashtag[data-rank]"));
+  let shown = overlays.findIndex((o) => !o.hidden);
+  const show = (i) => {
+    shown = i;
+    overlays.forEach((o, j) => { o.hidden = j !== i; });
+    const rank = i >= 0 ? overlays[i].dataset.rank : null;
+    items.forEach((li) => li.classList.toggle("shown", li.dataset.rank === rank));
+  };
+  items.forEach((li) => {
+    const i = overlays.findIndex((o) => o.dataset.rank === li.dataset.rank);
+    if (i < 0) return;
+    li.addEventListener("mouseenter", () => show(i));
+    li.addEventListener("focusin", () => show(i));
+  });
+  show(shown);
+  return () => show(shown + 1 < overlays.length ? shown + 1 : -1);  // next map, then the bare photo
+}
+
 function postKeys(form) {
+  const cycleHeatmaps = heatmaps();
   const boxes = form.querySelectorAll("input[name=relevant]");
   const click = (name) => { const b = form.querySelector(`input[name=${name}]`); if (b) b.click(); };
   document.addEventListener("keydown", (e) => {
@@ -35,6 +57,8 @@ function postKeys(form) {
     else if (e.key === "y" || e.key === "n") {
       const radio = form.querySelector(`input[name=hashtag_relevant][value=${e.key === "y" ? "yes" : "no"}]`);
       if (radio) radio.click();
+    } else if (e.key === "h") {
+      cycleHeatmaps();
     } else if (e.key === "]") {
       const next = document.getElementById("next-post");
       if (next) window.location = next.href;
