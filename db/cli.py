@@ -1,17 +1,26 @@
-"""`hashtale migrate`: bring the configured database up to the latest schema."""
+"""`hashtale migrate`: bring the configured database to a schema revision (the latest by default), up or down."""
 from __future__ import annotations
+
+import sys
+
+from alembic.util import CommandError
 
 from db.session import migrate
 from settings import Settings
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--revision", default="head", help="Alembic revision (default: head)")
+    parser.add_argument("--revision", default="head",
+                        help="Alembic revision to go to, up or down (default: head; base: no schema)")
     parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or the embedded SQLite file")
 
 
 def run(args) -> int:
     url = args.database_url or Settings.from_env().database_url
-    migrate(url, args.revision)
-    print(f"database at {url.split('@')[-1]} is at {args.revision}")
+    try:
+        now = migrate(url, args.revision)
+    except CommandError as exc:  # an unknown revision
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"database at {url.split('@')[-1]} is at {now or 'base (no schema)'}")
     return 0

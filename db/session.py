@@ -5,6 +5,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,7 +46,28 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (creating the SQLite file if needed)."""
-    make_engine(url).dispose()  # creates the SQLite parent folder
-    command.upgrade(alembic_config(url), revision)
+def current_revision(url: str) -> str | None:
+    """The revision the database at `url` is at (None: no schema yet)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def migrate(url: str, revision: str = "head") -> str | None:
+    """Bring the database at `url` to `revision`, up or down (creating the SQLite file if needed); returns the
+    revision it is at afterwards. "head" is the newest revision, "base" an empty schema."""
+    config = alembic_config(url)
+    current = current_revision(url)  # also creates the SQLite parent folder
+    script = ScriptDirectory.from_config(config)
+    target = script.get_revision(revision) if revision not in ("head", "base") else None  # raises if unknown
+    below_current = current is not None and (
+        revision == "base" or (target is not None and target.revision != current
+                               and target.revision in {r.revision for r in script.iterate_revisions(current, "base")}))
+    if below_current:
+        command.downgrade(config, revision)
+    else:
+        command.upgrade(config, revision)
+    return current_revision(url)

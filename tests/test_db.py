@@ -61,3 +61,41 @@ def test_every_disallowed_transition_is_refused(start):
 def test_every_non_final_state_can_fail():
     for start in set(PostStatus) - db.FINAL_STATUSES:
         assert PostStatus.FAILED in TRANSITIONS[start]
+
+
+def test_migrate_goes_down_and_up_and_says_where_it_is(migrated_url, capsys):
+    from alembic.script import ScriptDirectory
+
+    import cli
+    from db.session import alembic_config, current_revision
+
+    head = ScriptDirectory.from_config(alembic_config(migrated_url)).get_current_head()
+    assert current_revision(migrated_url) == head
+    assert cli.main(["migrate", "--revision", "0001", "--database-url", migrated_url]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("is at 0001")
+    engine = make_engine(migrated_url)
+    assert "reviews" not in inspect(engine).get_table_names() and "posts" in inspect(engine).get_table_names()
+    engine.dispose()
+    assert cli.main(["migrate", "--revision", "0001", "--database-url", migrated_url]) == 0  # already there
+    assert cli.main(["migrate", "--database-url", migrated_url]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(f"is at {head}")
+    assert cli.main(["migrate", "--revision", "no-such-revision", "--database-url", migrated_url]) == 2
+    assert current_revision(migrated_url) == head
+
+
+def test_the_alembic_cli_works_from_the_checkout(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from settings import PROJECT_ROOT
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
+    alembic = [str(Path(sys.executable).parent / "alembic"), "-c", str(PROJECT_ROOT / "alembic.ini")]
+    env = {**os.environ, "DATABASE_URL": url}
+    for args in (["upgrade", "head"], ["downgrade", "0001"]):
+        subprocess.run(alembic + args, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
+    current = subprocess.run(alembic + ["current"], cwd=tmp_path, env=env, check=True, capture_output=True,
+                             text=True, timeout=120)
+    assert current.stdout.split() == ["0001"]

@@ -6,6 +6,10 @@ from db.session import make_engine
 
 config = context.config
 target_metadata = Base.metadata
+if not config.get_main_option("sqlalchemy.url"):  # the Alembic CLI (alembic.ini): the configured database
+    from settings import Settings
+
+    config.set_main_option("sqlalchemy.url", Settings.from_env().database_url.replace("%", "%%"))
 
 
 def run_migrations_offline() -> None:
