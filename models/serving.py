@@ -2,8 +2,6 @@
 (inference/triton.py): config parameters, the instance's device, and the error prefixes the client maps."""
 from __future__ import annotations
 
-import torch
-
 # The client maps errors by these prefixes: bad bytes -> InvalidImage, bad arguments -> ValueError.
 INVALID_IMAGE_PREFIX = "invalid image: "
 INVALID_REQUEST_PREFIX = "invalid request: "
@@ -26,6 +24,8 @@ def instance_device(args: dict, config: dict) -> str:
 
 def apply_torch_threads(config: dict) -> None:
     """The `torch_threads` parameter; 0 keeps PyTorch's default (one per core)."""
+    import torch  # here, not at the top: the webhook's readiness check imports the client, never PyTorch
+
     threads = int(parameter(config, "torch_threads"))
     if threads > 0:
         torch.set_num_threads(threads)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sqlalchemy import select
 from db.schema import Post, PostStatus
 from db.session import make_engine, make_session_factory, migrate
 from tests.scratch_db import scratch_pg_database
+from tests.servers import RedisServer
 from tests.worker_process import (WorkerProcess, free_port, post_photos, result_counts, running_worker,
                                   wait_until_final)
 from webhook import create_app
@@ -31,36 +31,7 @@ STORY_LENGTH = 4000
 FAST_SWEEP = {"STUCK_AFTER": "3", "SWEEP_INTERVAL": "1"}  # seconds: a lost message is noticed quickly
 STATUS_TIMEOUT = 90.0  # seconds for a worker to start and reach a given stage
 DONE_TIMEOUT = 180.0  # seconds for every post to be done on a busy 2-core machine
-REDIS_START_TIMEOUT = 10.0  # seconds
 POLL = 0.05  # seconds: a kill must land inside one story
-
-
-class RedisServer:
-    """A throwaway redis-server without persistence: a restart loses every queued message."""
-
-    def __init__(self, port: int, workdir: Path):
-        self.port, self.workdir = port, workdir
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + REDIS_START_TIMEOUT
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(POLL)
-        client.close()
-
-    def crash(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
 
 
 @pytest.fixture(scope="module")

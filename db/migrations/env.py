@@ -1,5 +1,4 @@
 from alembic import context
-from sqlalchemy import pool
 
 from db.schema import Base
 from db.session import make_engine
