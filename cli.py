@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("worker.serve", "run webhook + worker + beat with the configured database, broker and models"),
     "tag": ("worker.tag", "print hashtags and a story for one photo (in-process, no server)"),
     "worker": ("worker.cli", "run a Celery worker for the configured broker and queue"),
+    "worker-health": ("worker.health", "exit 0 if this host's worker is alive (Celery ping, or its heartbeat file)"),
     "extract-features": ("training.features", "encode a HARRISON-format folder's images once into the feature cache"),
     "train-hashtagger": ("training.train_hashtagger", "train the attention hashtagger or a baseline (resumable)"),
     "evaluate": ("training.evaluate", "score hashtag models on a HARRISON-format split: BLEU, ROUGE-L, P@1, R@5, A@5"),

@@ -63,6 +63,9 @@ class Settings:
     retry_backoff: float = 2.0  # seconds before a task's first retry; doubles each retry, with jitter
     retry_backoff_max: float = 120.0  # seconds, the cap on one retry's delay
     torch_threads: int = 0  # intra-op threads per process for the local backend; 0: PyTorch's default
+    metrics_bind: str = "127.0.0.1:9101"  # host:port of the webhook's /metrics; empty: off
+    worker_metrics_bind: str = "127.0.0.1:9102"  # host:port of the worker's /metrics; empty: off
+    worker_heartbeat_file: str = field(default_factory=lambda: str(DEFAULT_DATA_DIR / "worker.heartbeat"))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from db.schema import Hashtag, Post, PostStatus, Story, utcnow
@@ -16,7 +17,7 @@ from settings import Settings
 from worker import pipeline
 from worker.celery_app import make_celery
 from worker.sweep import claim_stuck_posts
-from worker.tasks import runtime
+from worker.tasks import PostFailed, runtime
 
 K = 5
 STORY_LENGTH = 80  # characters: enough to exercise the writer, short enough to keep the module fast
@@ -69,12 +70,18 @@ def load(sessions, post_id: int) -> tuple[Post, list[Hashtag], list[Story]]:
     return post, tags, stories
 
 
+def _runs(task: str, outcome: str) -> float:
+    """This process's hashtale_task_runs_total{task, outcome} (tests run without a multiprocess directory)."""
+    return REGISTRY.get_sample_value("hashtale_task_runs_total", {"task": task, "outcome": outcome}) or 0.0
+
+
 def run(app, name: str, post_id: int):
     return app.tasks[f"worker.tasks.{name}"].apply(args=[post_id])
 
 
 def test_a_post_goes_through_both_stages(app, settings, sessions, coffee_jpeg):
     post_id = insert_post(settings, sessions, coffee_jpeg)
+    done_before = _runs("write_story", "done")
 
     run(app, "suggest_hashtags", post_id)
     post, tags, stories = load(sessions, post_id)
@@ -91,6 +98,7 @@ def test_a_post_goes_through_both_stages(app, settings, sessions, coffee_jpeg):
     assert story.seed_hashtag == tags[0].text
     assert story.random_seed == pipeline.story_seed(post_id)
     assert 0 < len(story.text) <= 2 * STORY_LENGTH
+    assert _runs("write_story", "done") == done_before + 1
 
 
 def test_duplicate_messages_and_redeliveries_leave_one_set_of_rows(app, settings, sessions, coffee_jpeg):
@@ -132,20 +140,26 @@ def test_a_requeued_post_replaces_its_hashtags(app, settings, sessions, coffee_j
 
 def test_a_corrupt_image_fails_the_post_at_once(app, settings, sessions, coffee_jpeg):
     post_id = insert_post(settings, sessions, coffee_jpeg[: len(coffee_jpeg) // 2])  # truncated on disk
-    run(app, "suggest_hashtags", post_id)
+    failed_before = _runs("suggest_hashtags", "failed")
+    result = run(app, "suggest_hashtags", post_id)
     post, tags, _ = load(sessions, post_id)
     assert post.status == PostStatus.FAILED and post.attempts == 1 and not tags
     assert "InvalidImage" in post.error and "truncated" in post.error
+    # Celery sees the failure too, with the post's reason (Flower's "Failed" view, `celery events`).
+    assert result.state == "FAILURE" and isinstance(result.result, PostFailed) and str(result.result) == post.error
+    assert _runs("suggest_hashtags", "failed") == failed_before + 1
 
 
 def test_an_unavailable_backend_is_retried_then_fails_the_post(settings, sessions, coffee_jpeg, tmp_path):
     broken = settings.with_(hashtagger_checkpoint=str(tmp_path / "missing.pt"))
     app = make_celery(broken)
     post_id = insert_post(settings, sessions, coffee_jpeg)
-    run(app, "suggest_hashtags", post_id)  # eager: each retry runs at once
+    retried_before = _runs("suggest_hashtags", "retried")
+    result = run(app, "suggest_hashtags", post_id)  # eager: each retry runs at once
     post, tags, _ = load(sessions, post_id)
-    assert post.status == PostStatus.FAILED and not tags
+    assert post.status == PostStatus.FAILED and not tags and result.state == "FAILURE"
     assert post.attempts == broken.task_max_retries + 1
+    assert _runs("suggest_hashtags", "retried") == retried_before + broken.task_max_retries
     assert post.error.startswith(f"gave up after {broken.task_max_retries} retries: InferenceUnavailable")
 
 

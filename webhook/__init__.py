@@ -36,8 +36,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(OperationalError, _database_unavailable)
 
-    from webhook import admin, health, ingest, posts
+    from webhook import admin, health, ingest, instrumentation, posts
 
+    instrumentation.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(posts.bp)

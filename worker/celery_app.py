@@ -5,8 +5,12 @@ pattern of Flask's Celery example) so that `@shared_task` tasks enqueue on the b
 """
 from __future__ import annotations
 
-from celery import Celery
+import os
 
+from celery import Celery
+from celery.signals import worker_init, worker_process_shutdown
+
+from monitoring import mark_process_dead
 from settings import Settings
 
 POOL_PROCESS_START_TIMEOUT = 180.0  # seconds: importing torch and loading both models on a busy machine
@@ -29,6 +33,9 @@ def make_celery(settings: Settings) -> Celery:
         },
     )
     app.conf.hashtale_settings = settings
+    from worker.health import Heartbeat
+
+    app.steps["worker"].add(Heartbeat)
     app.set_default()
     return app
 
@@ -40,3 +47,16 @@ def celery_init_app(flask_app) -> Celery:
     app = make_celery(flask_app.config["SETTINGS"])
     flask_app.extensions["celery"] = app
     return app
+
+
+@worker_init.connect
+def _serve_metrics(sender, **_kwargs) -> None:
+    """In the worker's main process, before the pool starts: the metrics server for all its processes."""
+    from monitoring.exposition import serve
+
+    serve(sender.app.conf.hashtale_settings.worker_metrics_bind)
+
+
+@worker_process_shutdown.connect
+def _retire_metrics(**_kwargs) -> None:
+    mark_process_dead(os.getpid())

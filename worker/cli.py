@@ -3,9 +3,12 @@
 posts are independent, so processes scale better than threads inside one forward pass."""
 from __future__ import annotations
 
+import argparse
 import os
 
+from monitoring import prepare_multiprocess_dir
 from settings import Settings
+from worker.health import has_fanout
 
 
 def add_arguments(parser) -> None:
@@ -14,10 +17,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--beat", action="store_true", help="also run beat (the periodic sweep) in this worker")
     parser.add_argument("--schedule", default=None, help="beat's schedule file (with --beat)")
     parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--events", action=argparse.BooleanOptionalAction, default=None,
+                        help="send task events (Flower, `celery events`); default: on where the broker has fanout "
+                             "(Redis, RabbitMQ), which the embedded SQLite broker has not")
 
 
 def run(args) -> int:
-    if Settings.from_env().torch_threads == 0:
+    settings = Settings.from_env()
+    prepare_multiprocess_dir("worker")  # before prometheus_client is imported (by the tasks)
+    if settings.torch_threads == 0:
         # N processes × PyTorch's default of one thread per core would oversubscribe the cores N times, and
         # its spinning threads slow a busy machine down several-fold (bench/ingest.py shows both).
         os.environ["TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.concurrency))
@@ -25,6 +33,9 @@ def run(args) -> int:
 
     argv = ["worker", "--concurrency", str(args.concurrency), "--loglevel", args.loglevel,
             "--queues", celery.conf.task_default_queue]
+    events = has_fanout(settings.broker_url) if args.events is None else args.events
+    if events:
+        argv.append("--task-events")
     if args.beat:
         argv.append("--beat")
         if args.schedule:

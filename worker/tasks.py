@@ -5,12 +5,19 @@ runs twice leaves exactly one set of rows. The next task is enqueued only after 
 suggest_hashtags(post_id): received/tagging → tagging → tagged, then enqueues write_story(post_id)
 write_story(post_id):      tagged/writing  → writing → done
 sweep_stuck_posts():       re-enqueues posts stuck in a non-final state (run by beat)
+
+A post that fails for good ends its task in Celery's FAILURE state with the reason (PostFailed, declared in
+`throws`, so it is logged without a traceback and never retried): Flower and `celery events` see failed posts.
+Every run is counted by outcome (monitoring/: done, retried, failed, skipped).
 """
 from __future__ import annotations
 
 import functools
 import random
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timezone
 from typing import Any, Callable
 
 from celery import shared_task
@@ -20,9 +27,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story
+from db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story, utcnow
 from db.session import make_engine, make_session_factory
 from inference import InferenceBackend, InferenceUnavailable, make_backend
+from monitoring.metrics import MODEL_BATCH, MODEL_LATENCY, POST_COMPLETION, TASK_LATENCY, TASK_RUNS
 from settings import Settings
 from worker import pipeline
 from worker.sweep import claim_stuck_posts
@@ -33,6 +41,10 @@ TRANSIENT_ERRORS = (InferenceUnavailable, OperationalError)  # retried with back
 ERROR_MAX_CHARS = 2000  # of the reason stored on a failed post
 STAGES_PER_POST = 2  # tagging, writing
 REDELIVERY_ALLOWANCE = 4  # runs per post beyond its retries (worker deaths, sweep duplicates) before giving up
+
+
+class PostFailed(Exception):
+    """The post failed for good; the message is the reason stored on it."""
 
 
 @dataclass(frozen=True)
@@ -80,13 +92,14 @@ def start(rt: Runtime, post_id: int, stage: Stage, read: Callable[[Session, Post
             logger.info("post %s: %s, nothing to do for %s", post_id,
                         "missing" if post is None else post.status.value, stage.running.value)
             return False, None
-        if post.attempts >= rt.max_runs:
-            post.move_to(PostStatus.FAILED)
-            post.error = f"gave up after {post.attempts} runs (did the worker keep dying on this post?)"
-            return False, None
-        post.move_to(stage.running)
-        post.attempts += 1
-        return True, read(session, post)
+        if post.attempts < rt.max_runs:
+            post.move_to(stage.running)
+            post.attempts += 1
+            return True, read(session, post)
+        post.move_to(PostStatus.FAILED)
+        post.error = f"gave up after {post.attempts} runs (did the worker keep dying on this post?)"
+        reason = post.error
+    raise PostFailed(reason)  # after the commit
 
 
 def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session], None]) -> bool:
@@ -98,6 +111,10 @@ def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session],
         replace(session)
         post.move_to(stage.finished)
         post.error = None
+        received = post.created_at
+    if stage.finished is PostStatus.DONE:
+        received = received if received.tzinfo else received.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+        POST_COMPLETION.observe((utcnow() - received).total_seconds())
     return True
 
 
@@ -120,33 +137,58 @@ def backoff(retries: int, settings: Settings) -> float:
 
 def run_stage(task, post_id: int, stage: Stage, read: Callable[[Session, Post], Any],
               compute: Callable[[Runtime, Any], Any], replace: Callable[[Session, Any], None]) -> bool:
-    """The shape shared by both tasks; returns True when this run moved the post to the stage's end."""
+    """The shape shared by both tasks; returns True when this run moved the post to the stage's end.
+    Raises PostFailed when the post failed for good (after recording why on the post)."""
     rt = runtime(app_settings(task.app))
+    name = task.name.rsplit(".", 1)[-1]
+    began, outcome = time.perf_counter(), "skipped"
     try:
-        proceed, inputs = start(rt, post_id, stage, read)
-        if not proceed:
-            return False
-        results = compute(rt, inputs)  # outside any transaction: inference takes a while
-        return finish(rt, post_id, stage, lambda session: replace(session, results))
-    except TRANSIENT_ERRORS as exc:
-        if task.request.retries < rt.settings.task_max_retries:
-            logger.info("post %s: transient %s, retry %d", post_id, type(exc).__name__, task.request.retries + 1)
-            raise task.retry(exc=exc, countdown=backoff(task.request.retries, rt.settings))
-        fail(rt, post_id, f"gave up after {task.request.retries} retries: {type(exc).__name__}: {exc}")
-    except Exception as exc:  # permanent: a bad image, a model error; retrying would fail the same way
-        fail(rt, post_id, f"{type(exc).__name__}: {exc}")
-    return False
+        try:
+            proceed, inputs = start(rt, post_id, stage, read)
+            if not proceed:
+                return False
+            results = compute(rt, inputs)  # outside any transaction: inference takes a while
+            moved = finish(rt, post_id, stage, lambda session: replace(session, results))
+            outcome = "done" if moved else "skipped"
+            return moved
+        except PostFailed:
+            outcome = "failed"
+            raise
+        except TRANSIENT_ERRORS as exc:
+            if task.request.retries < rt.settings.task_max_retries:
+                logger.info("post %s: transient %s, retry %d", post_id, type(exc).__name__, task.request.retries + 1)
+                outcome = "retried"
+                raise task.retry(exc=exc, countdown=backoff(task.request.retries, rt.settings))
+            reason = f"gave up after {task.request.retries} retries: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # permanent: a bad image, a model error; retrying would fail the same way
+            reason = f"{type(exc).__name__}: {exc}"
+        outcome = "failed"
+        fail(rt, post_id, reason)
+        raise PostFailed(reason[:ERROR_MAX_CHARS])
+    finally:
+        TASK_RUNS.labels(name, outcome).inc()
+        TASK_LATENCY.labels(name).observe(time.perf_counter() - began)
+
+
+@contextmanager
+def model_call(model: str, settings: Settings, batch: int = 1):
+    """Time one call of `model` on the configured backend (monitoring/)."""
+    began = time.perf_counter()
+    yield
+    MODEL_LATENCY.labels(model, settings.inference_backend).observe(time.perf_counter() - began)
+    MODEL_BATCH.labels(model, settings.inference_backend).observe(batch)
 
 
 def _read_image_path(session: Session, post: Post) -> str:
     return post.image_path
 
 
-@shared_task(bind=True, name="worker.tasks.suggest_hashtags", max_retries=None)
+@shared_task(bind=True, name="worker.tasks.suggest_hashtags", max_retries=None, throws=(PostFailed,))
 def suggest_hashtags(self, post_id: int) -> None:
     def compute(rt: Runtime, image_path: str) -> list[Hashtag]:
         image = pipeline.read_image(rt.settings, image_path)
-        return pipeline.hashtag_rows(post_id, image, rt.backend, rt.settings.hashtags_per_post)
+        with model_call("hashtagger", rt.settings):
+            return pipeline.hashtag_rows(post_id, image, rt.backend, rt.settings.hashtags_per_post)
 
     def replace(session: Session, rows: list[Hashtag]) -> None:
         session.execute(delete(Hashtag).where(Hashtag.post_id == post_id))
@@ -156,13 +198,14 @@ def suggest_hashtags(self, post_id: int) -> None:
         write_story.delay(post_id)
 
 
-@shared_task(bind=True, name="worker.tasks.write_story", max_retries=None)
+@shared_task(bind=True, name="worker.tasks.write_story", max_retries=None, throws=(PostFailed,))
 def write_story(self, post_id: int) -> None:
     def read(session: Session, post: Post) -> str | None:
         return session.scalar(select(Hashtag.text).where(Hashtag.post_id == post_id).order_by(Hashtag.rank).limit(1))
 
     def compute(rt: Runtime, seed_hashtag: str | None) -> Story:
-        return pipeline.story_row(post_id, seed_hashtag, rt.backend, rt.settings)
+        with model_call("storyteller", rt.settings):
+            return pipeline.story_row(post_id, seed_hashtag, rt.backend, rt.settings)
 
     def replace(session: Session, row: Story) -> None:
         session.execute(delete(Story).where(Story.post_id == post_id))

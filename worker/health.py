@@ -1,0 +1,89 @@
+"""`hashtale worker-health`: is this host's Celery worker alive? Exit 0 if so, 1 if not (compose, Kubernetes).
+
+- A broker with fanout (Redis, RabbitMQ): the worker node of this host (`celery@<hostname>`, the name
+  `hashtale worker` runs under) must answer a Celery ping, as `celery inspect ping` does.
+- The embedded SQLite broker has no fanout, so no ping can reach a worker: the worker touches
+  WORKER_HEARTBEAT_FILE every HEARTBEAT_INTERVAL seconds from its timer, and a file older than
+  STALE_AFTER_BEATS intervals means the worker is gone or stuck.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from celery import bootsteps
+from kombu import Connection
+
+from settings import Settings
+
+HEARTBEAT_INTERVAL = 10.0  # seconds
+STALE_AFTER_BEATS = 3
+PING_TIMEOUT = 5.0  # seconds
+FANOUT = "fanout"
+
+
+def has_fanout(broker_url: str) -> bool:
+    """Whether the broker can broadcast (Celery's remote control, events, Flower need it)."""
+    return FANOUT in Connection(broker_url).transport.implements.exchange_type
+
+
+def touch(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+    os.utime(path)
+
+
+class Heartbeat(bootsteps.StartStopStep):
+    """A worker step: touch the heartbeat file now and every HEARTBEAT_INTERVAL on the worker's timer."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.path = Path(worker.app.conf.hashtale_settings.worker_heartbeat_file)
+        self.tref = None
+
+    def start(self, worker):
+        touch(self.path)
+        self.tref = worker.timer.call_repeatedly(HEARTBEAT_INTERVAL, touch, (self.path,))
+
+    def stop(self, worker):
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+
+def node_name() -> str:
+    return f"celery@{socket.gethostname()}"
+
+
+def check(settings: Settings) -> str:
+    """'' when healthy, else the reason."""
+    if has_fanout(settings.broker_url):
+        from worker.celery_app import celery
+
+        replies = celery.control.ping(destination=[node_name()], timeout=PING_TIMEOUT)
+        return "" if replies else f"{node_name()} did not answer a ping within {PING_TIMEOUT:.0f} s"
+    path = Path(settings.worker_heartbeat_file)
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return f"no heartbeat file {path}"
+    limit = STALE_AFTER_BEATS * HEARTBEAT_INTERVAL
+    return "" if age <= limit else f"heartbeat {path} is {age:.0f} s old (limit {limit:.0f} s)"
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def run(_args) -> int:
+    reason = check(Settings.from_env())
+    if reason:
+        print(f"unhealthy: {reason}", file=sys.stderr)
+        return 1
+    print("healthy")
+    return 0
