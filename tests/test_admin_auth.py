@@ -205,3 +205,33 @@ def test_the_secret_key_can_come_from_a_file(tmp_path):
     secret.write_text("k" * 40 + "\n")
     assert Settings.from_env({"SECRET_KEY_FILE": str(secret)}).secret_key == "k" * 40
     assert Settings.from_env({"SECRET_KEY_FILE": str(secret), "SECRET_KEY": "env wins"}).secret_key == "env wins"
+
+
+def _attempt(client, username: str, password: str, address: str) -> int:
+    token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+    response = client.post("/admin/login", data={"csrf_token": token, "username": username, "password": password},
+                           environ_base={"REMOTE_ADDR": address})
+    return response.status_code
+
+
+def test_failed_log_ins_are_throttled_per_address_and_per_username(database_url, tmp_path, post_id):
+    from webhook import create_app
+    from webhook.throttle import MEMORY_STORAGE, storage_uri
+
+    app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"),
+                      "secret_key": "k" * 40, "login_rate_limit": "3 per minute"})
+    assert storage_uri(app.config["SETTINGS"]) == MEMORY_STORAGE  # an SQLite broker: per-process counts
+    client = app.test_client()
+    assert [_attempt(client, "ann", "wrong password", "10.0.0.1") for _ in range(4)] == [401, 401, 401, 429]
+    assert _attempt(client, "bob", PASSWORD, "10.0.0.1") == 429  # this address is locked out, even for bob
+    assert _attempt(client, "ann", PASSWORD, "10.0.0.2") == 429  # so is ann's account, from any address
+    assert _attempt(client, "bob", PASSWORD, "10.0.0.2") == 302  # successes are never counted
+    assert _attempt(client, "bob", PASSWORD, "10.0.0.2") == 302
+
+
+def test_log_in_failures_are_counted_in_redis_when_the_broker_is_redis():
+    from settings import Settings
+    from webhook.throttle import storage_uri
+
+    assert storage_uri(Settings(broker_url="redis://redis:6379/0")) == "redis://redis:6379/0"
+    assert storage_uri(Settings(broker_url="redis://r/0", ratelimit_storage_url="redis://other/1")) == "redis://other/1"

@@ -36,7 +36,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(OperationalError, _database_unavailable)
 
-    from webhook import admin, ingest, posts
+    from webhook import admin, ingest, posts, throttle
+
+    throttle.init_app(app)
 
     app.register_blueprint(ingest.bp)
     app.register_blueprint(posts.bp)

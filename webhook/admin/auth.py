@@ -8,8 +8,9 @@ from wtforms.validators import ValidationError
 from db.reviews import Admin
 from review.admins import authenticate
 from webhook.admin import bp
-from webhook.admin.forms import LoginForm
+from webhook.admin.forms import LoginForm, LogoutForm
 from webhook.database import db
+from webhook.throttle import throttle_failed_logins
 
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -34,7 +35,9 @@ def require_login_and_csrf():
 
 @bp.context_processor
 def inject_admin():
-    return {"admin": g.get("admin")}
+    # Every page that shows a logged-in admin (the log-in page too) has the log-out button in its header.
+    admin = g.get("admin")
+    return {"admin": admin, "logout_form": LogoutForm() if admin is not None else None}
 
 
 def _safe_next(target: str | None) -> str:
@@ -45,6 +48,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@throttle_failed_logins
 def login():
     form = LoginForm()
     if form.validate_on_submit():

@@ -17,7 +17,7 @@ from review.history import (
     submit_review,
 )
 from webhook.admin import bp
-from webhook.admin.forms import LogoutForm, ReviewForm
+from webhook.admin.forms import ReviewForm
 from webhook.admin.heatmap import render_heatmap
 from webhook.database import db
 
@@ -69,7 +69,6 @@ def _render(post: Post, form: ReviewForm, status: int = 200):
     return render_template(
         "admin/post.html", post=post, form=form, history=history,
         state=current_state(db.session, post.id), next_id=_next_unreviewed(post),
-        logout_form=LogoutForm(),
     ), status
 
 

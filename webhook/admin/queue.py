@@ -12,7 +12,6 @@ from db.reviews import ReviewState, ReviewStateChange
 from db.schema import Hashtag, Post, PostStatus
 from review.history import current_state_of, normalize_tag
 from webhook.admin import bp
-from webhook.admin.forms import LogoutForm
 from webhook.database import db
 
 PAGE_SIZE = 50  # posts per page
@@ -115,5 +114,5 @@ def queue():
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "admin/queue.html", rows=rows, total=total, page=page, pages=pages, filters=filters, args=args,
-        statuses=list(PostStatus), review_states=list(ReviewState), logout_form=LogoutForm(),
+        statuses=list(PostStatus), review_states=list(ReviewState),
     )
