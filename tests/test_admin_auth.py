@@ -235,3 +235,21 @@ def test_log_in_failures_are_counted_in_redis_when_the_broker_is_redis():
 
     assert storage_uri(Settings(broker_url="redis://redis:6379/0")) == "redis://redis:6379/0"
     assert storage_uri(Settings(broker_url="redis://r/0", ratelimit_storage_url="redis://other/1")) == "redis://other/1"
+
+
+def test_log_out_revokes_the_session_server_side(app, post_id):
+    client = app.test_client()
+    log_in(client, "ann")
+    page = client.get("/admin/")
+    stolen = client.get_cookie("session").value  # a copy of the cookie, e.g. taken from the browser
+    other_device = app.test_client()
+    log_in(other_device, "ann")
+    assert other_device.get("/admin/").status_code == 200  # a second log-in keeps the first session valid
+
+    client.post("/admin/logout", data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+    replay = app.test_client()
+    replay.set_cookie("session", stolen)
+    assert replay.get("/admin/").status_code == 302
+    assert other_device.get("/admin/").status_code == 302  # log-out ends every session of the admin
+    log_in(replay, "ann")
+    assert replay.get("/admin/").status_code == 200

@@ -61,3 +61,18 @@ def test_every_disallowed_transition_is_refused(start):
 def test_every_non_final_state_can_fail():
     for start in set(PostStatus) - db.FINAL_STATUSES:
         assert PostStatus.FAILED in TRANSITIONS[start]
+
+
+def test_migrations_downgrade_and_upgrade_again(migrated_url):
+    from alembic import command
+
+    from db.session import alembic_config
+
+    command.downgrade(alembic_config(migrated_url), "0002")
+    engine = make_engine(migrated_url)
+    assert "session_nonce" not in {c["name"] for c in inspect(engine).get_columns("admins")}
+    engine.dispose()
+    migrate(migrated_url)
+    engine = make_engine(migrated_url)
+    assert "session_nonce" in {c["name"] for c in inspect(engine).get_columns("admins")}
+    engine.dispose()

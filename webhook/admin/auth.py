@@ -1,6 +1,9 @@
 """Log-in, log-out, and the guard every admin request passes: session first, then CSRF."""
 from __future__ import annotations
 
+import hmac
+import secrets
+
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import validate_csrf
 from wtforms.validators import ValidationError
@@ -15,12 +18,13 @@ from webhook.throttle import throttle_failed_logins
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = "admin_id"
+NONCE_KEY = "admin_nonce"
+NONCE_BYTES = 32
 
 
 @bp.before_request
 def require_login_and_csrf():
-    admin_id = session.get(SESSION_KEY)
-    g.admin = db.session.get(Admin, admin_id) if admin_id is not None else None
+    g.admin = _session_admin()
     if g.admin is None and request.endpoint not in PUBLIC_ENDPOINTS:
         if request.method in SAFE_METHODS:
             return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
@@ -31,6 +35,17 @@ def require_login_and_csrf():
         except ValidationError as exc:
             abort(400, description=f"refused: {exc.args[0] if exc.args else 'bad CSRF token'}")
     return None
+
+
+def _session_admin() -> Admin | None:
+    """The admin this session belongs to, unless log-out (of any of their sessions) has revoked it since."""
+    admin_id, nonce = session.get(SESSION_KEY), session.get(NONCE_KEY)
+    if not isinstance(admin_id, int) or not isinstance(nonce, str):
+        return None
+    admin = db.session.get(Admin, admin_id)
+    if admin is None or admin.session_nonce is None or not hmac.compare_digest(admin.session_nonce, nonce):
+        return None
+    return admin
 
 
 @bp.context_processor
@@ -54,8 +69,12 @@ def login():
     if form.validate_on_submit():
         admin = authenticate(db.session, form.username.data, form.password.data)
         if admin is not None:
+            if admin.session_nonce is None:  # kept while set, so one log-in does not end the admin's other sessions
+                admin.session_nonce = secrets.token_hex(NONCE_BYTES)
+                db.session.commit()
             session.clear()  # a fresh session: nothing from before the log-in survives
             session[SESSION_KEY] = admin.id
+            session[NONCE_KEY] = admin.session_nonce
             session.permanent = True
             return redirect(_safe_next(request.args.get("next")))
         flash("Wrong username or password.", "error")
@@ -65,5 +84,7 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    g.admin.session_nonce = None  # revokes this cookie and every copy of it, and the admin's other sessions
+    db.session.commit()
     session.clear()
     return redirect(url_for("admin.login"))
