@@ -253,3 +253,39 @@ def test_log_out_revokes_the_session_server_side(app, post_id):
     assert other_device.get("/admin/").status_code == 302  # log-out ends every session of the admin
     log_in(replay, "ann")
     assert replay.get("/admin/").status_code == 200
+
+
+def test_every_response_carries_the_security_headers(app, post_id):
+    from webhook.headers import SECURITY_HEADERS
+
+    client = app.test_client()
+    log_in(client, "ann")
+    for path in ("/admin/", f"/admin/posts/{post_id}", "/admin/login", "/admin/static/admin.js", "/posts/999",
+                 "/webhook", "/nowhere"):
+        response = client.get(path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value, (path, name)
+    page = client.get(f"/admin/posts/{post_id}").get_data(as_text=True)
+    assert "<script>" not in page and " style=" not in page  # the policy allows no inline script or style
+
+
+def test_redirects_never_take_their_host_from_the_request(app, post_id):
+    response = app.test_client().get("/admin?page=2", headers={"Host": "evil.example"})
+    assert response.status_code == 308 and response.headers["Location"] == "/admin/?page=2"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_trusted_hosts_and_secure_cookies(database_url, tmp_path, post_id):
+    from webhook import create_app
+
+    app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"), "secret_key": "k" * 40,
+                      "trusted_hosts": "hooks.example.com, localhost", "secure_cookies": True})
+    client = app.test_client()
+    assert client.get("/admin/login", headers={"Host": "evil.example"}).status_code == 400
+    assert client.post("/webhook", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/admin/login", headers={"Host": "hooks.example.com"}).status_code == 200
+    token = csrf_token(client.get("/admin/login", base_url="https://localhost").get_data(as_text=True))
+    response = client.post("/admin/login", base_url="https://localhost",
+                           data={"csrf_token": token, "username": "ann", "password": PASSWORD})
+    assert response.status_code == 302
+    assert "; Secure" in response.headers["Set-Cookie"]

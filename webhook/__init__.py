@@ -36,8 +36,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(OperationalError, _database_unavailable)
 
-    from webhook import admin, ingest, posts, throttle
+    from webhook import admin, headers, ingest, posts, throttle
 
+    headers.init_app(app)
     throttle.init_app(app)
 
     app.register_blueprint(ingest.bp)
