@@ -14,6 +14,7 @@ from db.schema import PostStatus
 from tests.admin_support import (  # noqa: F401  (fixtures)
     GRID, T0, add_admin, add_post, app, csrf_token, database_url, log_in, migrated_templates, sessions,
 )
+from tests.webhook_support import read_url
 from webhook.admin.heatmap import HEATMAP_SIDE
 from webhook.admin.queue import PAGE_SIZE
 
@@ -51,13 +52,14 @@ def _base_review_id(html: str) -> dict:
 
 def test_post_page_shows_photo_hashtags_scores_heat_maps_and_story(client, post_id, tmp_path, coffee_jpeg):
     html = client.get(f"/admin/posts/{post_id}").get_data(as_text=True)
-    assert f'src="/posts/{post_id}/image"' in html
+    photo_url = read_url(client.application, post_id, image=True)
+    assert f'src="{photo_url}"' in html
     for rank, text in enumerate(["coffee", "cup", "food"], start=1):
         assert f"#{text}" in html
         assert f'src="/admin/posts/{post_id}/heatmaps/{rank}.png"' in html
     assert "0.900" in html and "0.450" in html  # scores of ranks 1 and 2
     assert "A cup of coffee on a saucer." in html
-    assert client.get(f"/posts/{post_id}/image").data == coffee_jpeg
+    assert client.get(photo_url).data == coffee_jpeg
     heat = client.get(f"/admin/posts/{post_id}/heatmaps/2.png")
     assert heat.status_code == 200 and heat.content_type == "image/png"
     assert Image.open(io.BytesIO(heat.data)).size == (HEATMAP_SIDE, HEATMAP_SIDE)

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from db import Post, migrate
 from webhook import create_app
 from tests.scratch_db import scratch_pg_database
+from webhook.read_token import read_token
 from webhook.storage import LOCK_DIR
 
 BOMB_SIDE = 20_000  # px: a 400-megapixel PNG that compresses to a few kilobytes
@@ -84,6 +85,12 @@ def make_app(database_url, tmp_path, queue_name):
     yield make
     for app in apps:
         app.extensions["database"].engine.dispose()
+
+
+def read_url(app, post_id: int, image: bool = False) -> str:
+    """The read API's URL of a post (or of its photo) with the post's read token, as the 202 answer gives it."""
+    token = read_token(app.secret_key, post_id)
+    return f"/posts/{post_id}{'/image' if image else ''}?token={token}"
 
 
 def post_count(app) -> int:

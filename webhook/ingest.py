@@ -19,7 +19,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from db.schema import EXTERNAL_ID_MAX, Post, PostStatus
 from models.image import DecodedImage, InvalidImage, decode_image
 from webhook import multipart, signature
 from webhook.database import db
+from webhook.posts import post_url
 from webhook.storage import MediaStore
 from worker.tasks import suggest_hashtags
 
@@ -85,7 +86,7 @@ def receive_post() -> tuple[Response, int, dict[str, str]]:
     post, duplicate = store_post(db.session, store, delivery, decoded)
     if not duplicate:
         _enqueue(post.id)
-    status_url = url_for("posts.get_post", post_id=post.id)
+    status_url = post_url("posts.get_post", post.id)
     payload = {"id": post.id, "external_id": post.external_id, "status": post.status.value,
                "status_url": status_url, "duplicate": duplicate}
     return jsonify(payload), 202, {"Location": status_url}

@@ -20,6 +20,7 @@ from webhook.admin import bp
 from webhook.admin.forms import ReviewForm
 from webhook.admin.heatmap import render_heatmap
 from webhook.database import db
+from webhook.posts import post_url
 
 PRIVATE_CACHE = "private, max-age=3600"  # seconds; a hashtag's attention never changes
 
@@ -69,6 +70,7 @@ def _render(post: Post, form: ReviewForm, status: int = 200):
     return render_template(
         "admin/post.html", post=post, form=form, history=history,
         state=current_state(db.session, post.id), next_id=_next_unreviewed(post),
+        photo_url=post_url("posts.get_image", post.id),
     ), status
 
 
