@@ -154,24 +154,18 @@ def _parse(body: bytes) -> Delivery:
 
 
 def _parse_multipart(body: bytes) -> Delivery:
-    form = multipart.parse(body, request.mimetype_params.get("boundary"))
-    if form is None:  # an unusual but possibly valid body: Werkzeug's full parser decides
-        upload = request.files.get("image")
-        image = None if upload is None else upload.read()
-        values = request.form
-    else:
-        image = form.files.get("image")
-        try:
-            values = {name: raw.decode("utf-8") for name, raw in form.fields.items()}
-        except UnicodeDecodeError:
-            abort(400, "form fields must be UTF-8 text")
+    try:
+        form = multipart.parse(body, request.mimetype_params.get("boundary"))
+    except multipart.InvalidMultipart as exc:
+        abort(400, str(exc))
+    image = form.files.get("image")
     if image is None:
         abort(400, "missing file field 'image'")
     return Delivery(
         image=image,
-        external_id=_text_field("external_id", values.get("external_id"), EXTERNAL_ID_MAX),
-        caption=_text_field("caption", values.get("caption"), CAPTION_MAX),
-        author=_text_field("author", values.get("author"), AUTHOR_MAX),
+        external_id=_text_field("external_id", form.fields.get("external_id"), EXTERNAL_ID_MAX),
+        caption=_text_field("caption", form.fields.get("caption"), CAPTION_MAX),
+        author=_text_field("author", form.fields.get("author"), AUTHOR_MAX),
     )
 
 
@@ -208,11 +202,24 @@ def _decode_base64(encoded: str) -> bytes:
 
 
 def _text_field(name: str, value: object, max_length: int) -> str | None:
-    """An optional text field: absent or empty is None; anything else must be a string that fits its column."""
+    """Every text field of a delivery, multipart (raw bytes) or JSON (str), is decoded and checked here.
+
+    Absent or empty is None; anything else must be valid UTF-8 text (no lone surrogate such as JSON's
+    "\\ud800", which no database can store), without NUL, that fits its column.
+    """
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            abort(400, f"'{name}' is not UTF-8 text")
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         abort(400, f"'{name}' must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        abort(400, f"'{name}' contains a lone UTF-16 surrogate, which is not text")
     if "\x00" in value:
         abort(400, f"'{name}' contains a NUL character")
     if len(value) > max_length:
