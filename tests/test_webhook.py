@@ -394,3 +394,36 @@ def test_the_read_api_needs_the_token_of_the_status_url(make_app):
     other_token = second["status_url"].partition("?")[2]
     assert client.get(f"/posts/{first['id']}?{other_token}").status_code == 404  # one post's token opens no other
     assert client.get(f"/posts/{first['id']}/image?{other_token}").status_code == 404
+
+
+def test_an_outage_behind_a_dead_pooled_connection_leaves_no_file(tmp_path, queue_name, migrated_templates):
+    """The pool holds a connection the server has dropped, and the server takes no new ones: a real outage."""
+    from sqlalchemy import create_engine, text
+
+    from tests.scratch_db import PG_ADMIN_URL
+    from webhook import create_app
+
+    url, drop = fresh_database("postgresql", tmp_path, migrated_templates)
+    name = url.rsplit("/", 1)[1]
+    app = create_app(app_config(url, tmp_path, queue_name))
+    client = app.test_client()
+    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        assert _post_photo(client, encoded("JPEG")).status_code == 202  # the pool now holds a connection
+        with server.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                         {"name": name})
+        refused = [_post_photo(client, encoded("JPEG")) for _ in range(4)]
+        assert [r.status_code for r in refused] == [503] * 4
+        assert len(media_files(app)) == 1
+        with server.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        assert _post_photo(client, encoded("JPEG")).status_code == 202
+        assert post_count(app) == len(media_files(app)) == 2
+    finally:
+        app.extensions["database"].engine.dispose()
+        with server.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        server.dispose()
+        drop()
