@@ -26,7 +26,7 @@ from db.schema import Hashtag, Post, PostStatus, Story
 from settings import PROJECT_ROOT
 from tests.webhook_support import (  # noqa: F401  (database_url, make_app, migrated_templates are fixtures)
     app_config, database_url, encoded, fresh_database, get_post, make_app, media_files, migrated_templates, post_count,
-    queued_post_ids, read_url, rotated_jpeg,
+    EXIF_FIRST_TAG_TYPE_AT, photo_with_exif, queued_post_ids, read_url, rotated_jpeg,
 )
 from webhook.signature import HEADER, sign
 
@@ -427,3 +427,12 @@ def test_an_outage_behind_a_dead_pooled_connection_leaves_no_file(tmp_path, queu
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
         server.dispose()
         drop()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_a_malformed_exif_tag_besides_the_orientation_still_gives_an_upright_photo(make_app, fmt):
+    app = make_app()
+    response = _post_photo(app.test_client(), photo_with_exif(fmt, EXIF_FIRST_TAG_TYPE_AT))
+    assert response.status_code == 202, response.get_data(as_text=True)
+    post = get_post(app, response.get_json()["id"])
+    assert (post.width, post.height) == (20, 30)  # stored 30x20, EXIF says rotate 90°

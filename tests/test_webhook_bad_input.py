@@ -9,7 +9,8 @@ import uuid
 import pytest
 
 from tests.webhook_support import (  # noqa: F401  (migrated_templates is a fixture)
-    app_config, fresh_database, media_files, migrated_templates, png_bomb, post_count, queued_post_ids,
+    EXIF_TIFF_MAGIC_AT, app_config, fresh_database, media_files, migrated_templates, photo_with_exif, png_bomb,
+    post_count, queued_post_ids,
 )
 from webhook import create_app
 from webhook.signature import HEADER, sign
@@ -112,6 +113,8 @@ CASES = {
                                                               "data": _raw_multipart(f["coffee_jpeg"], b"hi",
                                                                                      b"\n")["data"][:-14]},
                                            400, "multipart"),
+    "corrupt EXIF in a PNG": ("open", lambda f: _multipart(photo_with_exif("PNG", EXIF_TIFF_MAGIC_AT)), 400, "EXIF"),
+    "corrupt EXIF in a WebP": ("open", lambda f: _multipart(photo_with_exif("WEBP", EXIF_TIFF_MAGIC_AT)), 400, "EXIF"),
     "missing signature": ("signed", lambda f: _json({"image": _b64(f["coffee_jpeg"])}), 403, "missing"),
     "wrong signature": ("signed", lambda f: {**_json({"image": _b64(f["coffee_jpeg"])}),
                                              "headers": {HEADER: sign("not-the-secret", b"{}")}}, 403, "match"),

@@ -155,6 +155,24 @@ def rotated_jpeg(width: int = 40, height: int = 20) -> bytes:
     return buf.getvalue()
 
 
+EXIF_TIFF_MAGIC_AT = 9  # the "*" of b"Exif\0\0MM\0*" (Exif.tobytes()): without it the block is unreadable
+EXIF_FIRST_TAG_TYPE_AT = 17  # the type of the first tag (Make, ASCII): 0 is no type, so the tag cannot be written back
+
+
+def photo_with_exif(fmt: str, broken_byte: int | None = None) -> bytes:
+    """A 30x20 photo in `fmt` whose EXIF says "rotate 90°" and names a camera; `broken_byte` set to 0 corrupts it."""
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = ROTATED_90
+    exif[0x010F] = "Canon"  # Make
+    block = bytearray(exif.tobytes())
+    if broken_byte is not None:
+        block[broken_byte] = 0
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, exif=bytes(block))
+    return buf.getvalue()
+
+
 def png_bomb(side: int = BOMB_SIDE) -> bytes:
     """A valid side x side 1-bit PNG of zeros: a few kB on the wire, `side`² pixels once decoded."""
     row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
