@@ -84,6 +84,8 @@ CASES = {
     "oversized body": ("open", lambda f: _multipart(b"\xff" * f["max_content_length"]), 413, "large"),
     "malformed JSON": ("open", lambda f: {"data": b'{"image": "abc', "content_type": "application/json"}, 400,
                        "malformed JSON"),
+    "JSON nested 1,500 deep": ("open", lambda f: {"data": b'{"image": ' + b"[" * 1500 + b"]" * 1500 + b"}",
+                                                  "content_type": "application/json"}, 400, "nested"),
     "JSON that is not an object": ("open", lambda f: _json([1, 2, 3]), 400, "object"),
     "JSON without image": ("open", lambda f: _json({"caption": "no photo"}), 400, "image"),
     "bad base64": ("open", lambda f: _json({"image": "this is not base64!"}), 400, "base64"),

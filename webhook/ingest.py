@@ -173,6 +173,8 @@ def _parse_json(body: bytes) -> Delivery:
         doc = json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         abort(400, f"malformed JSON: {exc}")
+    except RecursionError:  # arrays or objects nested deeper than the interpreter's recursion limit
+        abort(400, "malformed JSON: nested too deeply")
     if not isinstance(doc, dict):
         abort(400, "the JSON body must be an object")
     encoded = doc.get("image")
