@@ -75,6 +75,12 @@ def test_log_in_never_redirects_off_site(app, post_id):
     response = client.post("/admin/login?next=//evil.example/admin/",
                            data={"csrf_token": token, "username": "ann", "password": PASSWORD})
     assert response.location == "/admin/"
+    for target in ("/admin/%0d%0aSet-Cookie:%20x=1", "/admin/\\evil.example", "/admin/%20x"):
+        client = app.test_client()
+        token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+        response = client.post(f"/admin/login?next={target}",
+                               data={"csrf_token": token, "username": "ann", "password": PASSWORD})
+        assert response.status_code == 302 and response.location == "/admin/", target
 
 
 def test_forged_forms_without_a_valid_csrf_token_are_refused(app, post_id, sessions):

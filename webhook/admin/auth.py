@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
@@ -20,6 +21,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_KEY = "admin_id"
 NONCE_KEY = "admin_nonce"
 NONCE_BYTES = 32
+SAFE_NEXT = re.compile(bp.url_prefix + r"/[\x21-\x5b\x5d-\x7e]*")  # printable ASCII without space or backslash
 
 
 @bp.before_request
@@ -56,8 +58,9 @@ def inject_admin():
 
 
 def _safe_next(target: str | None) -> str:
-    # Only paths inside the admin pages: never an open redirect to another site.
-    if target and target.startswith(bp.url_prefix + "/") and not target.startswith("//"):
+    # Only paths inside the admin pages (never an open redirect to another site), in printable ASCII: a line break
+    # or other control character cannot go into a Location header.
+    if target and SAFE_NEXT.fullmatch(target):
         return target
     return url_for("admin.queue")
 
