@@ -133,6 +133,10 @@ def test_a_stale_form_is_refused(client, post_id, sessions):
     ({"story_closeness": "very"}, "not a valid choice"),
     ({"tags": "good tag-with-dash"}, "not a hashtag"),
     ({"relevant": ["7"]}, "not a valid choice"),
+    ({"relevant": ["\u0661"]}, "invalid choice"),  # ARABIC-INDIC DIGIT ONE: int() would take it
+    ({"relevant": ["9" * 30]}, "invalid choice"),
+    ({"base_review_id": "\u00b2"}, "base_review_id"),  # SUPERSCRIPT TWO: isdigit() but not int()
+    ({"base_review_id": "9" * 30}, "base_review_id"),
 ])
 def test_incomplete_or_bad_reviews_write_nothing(client, post_id, sessions, fields, message):
     response = _submit(client, post_id, **fields)
@@ -179,5 +183,15 @@ def test_queue_filters_and_pages(client, sessions, tmp_path, coffee_jpeg):
     assert rows(f"?until={day - timedelta(days=1)}")[0] == 0
     assert rows("?status=done&tag=sun&review=unreviewed&page=1")[0] == len(
         [n for n in range(2, total + 1) if n % 10 != 0 and n > 6])  # post 1 has no #sun
-    for bad in ("?status=bogus", "?since=yesterday", "?page=0", "?tag=a-b"):
+    for bad in ("?status=bogus", "?since=yesterday", "?page=0", "?tag=a-b", "?page=9223372036854775807",
+                "?page=99999999999999999999", "?page=%D9%A3", "?page=abc", "?until=9999-12-31"):
         assert client.get("/admin/" + bad).status_code == 400, bad
+    assert rows("?page=2147483647")[1] == []  # the last page number there can be: an empty page, not an error
+
+
+def test_numbers_no_id_can_be_are_404_in_every_url(client, post_id):
+    for path in ("/admin/posts/99999999999999999999", "/admin/posts/3000000000", "/admin/posts/%D9%A3",
+                 f"/admin/posts/{post_id}/heatmaps/99999999999999999999.png", "/posts/99999999999999999999",
+                 "/posts/3000000000/image"):
+        assert client.get(path).status_code == 404, path
+    assert client.post("/admin/posts/3000000000/review", data={}).status_code == 404
