@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "attention": ("training.attention_png", "draw an image with one attention heat map per suggested hashtag"),
     "triton": ("inference.tritonserver", "run a local tritonserver (from the nvidia-pytriton wheel) on triton_repo/"),
     "export": ("training.export", "export the models' checkpoints into triton_repo/<model>/1/ for Triton"),
+    "gc-media": ("webhook.media_gc", "remove photo files no post references (left by a database outage mid-request)"),
     "create-admin": ("review.admins", "create an admin account for the review pages (password hashed)"),
     "report": ("review.report", "the review study's figures (relevant hashtags, story context, closeness): Markdown + PNG"),
     "export-reviews": ("review.export", "write approved, reviewer-corrected hashtags as a HARRISON-format split for training"),

@@ -19,6 +19,7 @@ USERNAME_MAX = 64  # characters
 PASSWORD_HASH_MAX = 256  # werkzeug's scrypt hashes are ~160 characters
 HASHTAG_TEXT_MAX = 128  # same as db.schema.Hashtag.text
 MODEL_LABEL_MAX = 130  # "name:version", each at most 64 as in db.schema
+SESSION_NONCE_MAX = 64  # characters; secrets.token_hex(32)
 
 
 # The admin queue's tag filter: finds a tag's posts from the index alone, without reading the rows' attention maps.
@@ -53,6 +54,9 @@ class Admin(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True)
     password_hash: Mapped[str] = mapped_column(String(PASSWORD_HASH_MAX))  # werkzeug.security, never the password
+    # Copied into each session cookie at log-in and checked on every request; log-out replaces it, which revokes
+    # every session of this admin (a signed cookie alone cannot be taken back). Migration: 0004.
+    session_nonce: Mapped[str | None] = mapped_column(String(SESSION_NONCE_MAX))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

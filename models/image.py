@@ -3,12 +3,13 @@ the in-process backend and the Triton model (so all three see the same pixels)."
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 if TYPE_CHECKING:
     import torch
@@ -19,6 +20,19 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_SIDE = 12_000
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the transpose that makes the pixels upright (2..8; 1 or anything else: as stored).
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# What Pillow's EXIF (TIFF) parser raises on malformed metadata besides OSError.
+EXIF_ERRORS = (OSError, SyntaxError, ValueError, TypeError, KeyError, IndexError, struct.error)
 
 
 class InvalidImage(ValueError):
@@ -59,8 +73,18 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: in
         raise InvalidImage("not an image (or an unrecognised format); send JPEG, PNG or WebP") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage(f"corrupt or truncated image: {exc}") from exc
-    img = ImageOps.exif_transpose(img)
-    return DecodedImage(image=img.convert("RGB"), format=fmt)
+    return DecodedImage(image=_upright(img).convert("RGB"), format=fmt)
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation. Only the orientation tag is read: ImageOps.exif_transpose also rewrites the
+    metadata, which raises on many malformed tags unrelated to orientation."""
+    try:
+        orientation = img.getexif().get(EXIF_ORIENTATION)
+    except EXIF_ERRORS as exc:
+        raise InvalidImage(f"corrupt EXIF metadata: {exc}") from exc
+    method = UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return img if method is None else img.transpose(method)
 
 
 def to_tensor(image: Image.Image, size: int = INPUT_SIZE) -> torch.Tensor:

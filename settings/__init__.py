@@ -29,8 +29,19 @@ def _default_broker_url() -> str:
 
 FILE_SUFFIX = "_FILE"  # SECRET_KEY_FILE=/run/secrets/key reads SECRET_KEY from that file
 
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError(f"expected one of {sorted(TRUE_WORDS | FALSE_WORDS)}, got {raw!r}")
+    return word in TRUE_WORDS
+
+
 # Field annotations are strings under `from __future__ import annotations`.
-_PARSERS = {"str": str, "int": int, "float": float}
+_PARSERS = {"str": str, "int": int, "float": float, "bool": _parse_bool}
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,11 @@ class Settings:
     verify_token: str = ""  # empty: subscription checks are refused
     secret_key: str = ""  # Flask sessions and CSRF; empty: see settings/secret_key.py
     admin_session_minutes: float = 60.0  # an admin session expires after this long without a request
+    secure_cookies: bool = False  # True behind HTTPS: the session cookie is sent over HTTPS only
+    trusted_hosts: str = ""  # comma-separated Host names the app answers (Flask's TRUSTED_HOSTS); empty: any
+    # Failed admin log-ins allowed per client address and per username (Flask-Limiter syntax, ";" between limits).
+    login_rate_limit: str = "5 per minute;30 per hour"
+    ratelimit_storage_url: str = ""  # where log-in failures are counted; empty: see webhook/throttle.py
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_image_side: int = DEFAULT_MAX_IMAGE_SIDE

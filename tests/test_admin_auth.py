@@ -75,6 +75,12 @@ def test_log_in_never_redirects_off_site(app, post_id):
     response = client.post("/admin/login?next=//evil.example/admin/",
                            data={"csrf_token": token, "username": "ann", "password": PASSWORD})
     assert response.location == "/admin/"
+    for target in ("/admin/%0d%0aSet-Cookie:%20x=1", "/admin/\\evil.example", "/admin/%20x"):
+        client = app.test_client()
+        token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+        response = client.post(f"/admin/login?next={target}",
+                               data={"csrf_token": token, "username": "ann", "password": PASSWORD})
+        assert response.status_code == 302 and response.location == "/admin/", target
 
 
 def test_forged_forms_without_a_valid_csrf_token_are_refused(app, post_id, sessions):
@@ -205,3 +211,87 @@ def test_the_secret_key_can_come_from_a_file(tmp_path):
     secret.write_text("k" * 40 + "\n")
     assert Settings.from_env({"SECRET_KEY_FILE": str(secret)}).secret_key == "k" * 40
     assert Settings.from_env({"SECRET_KEY_FILE": str(secret), "SECRET_KEY": "env wins"}).secret_key == "env wins"
+
+
+def _attempt(client, username: str, password: str, address: str) -> int:
+    token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+    response = client.post("/admin/login", data={"csrf_token": token, "username": username, "password": password},
+                           environ_base={"REMOTE_ADDR": address})
+    return response.status_code
+
+
+def test_failed_log_ins_are_throttled_per_address_and_per_username(database_url, tmp_path, post_id):
+    from webhook import create_app
+    from webhook.throttle import MEMORY_STORAGE, storage_uri
+
+    app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"),
+                      "secret_key": "k" * 40, "login_rate_limit": "3 per minute"})
+    assert storage_uri(app.config["SETTINGS"]) == MEMORY_STORAGE  # an SQLite broker: per-process counts
+    client = app.test_client()
+    assert [_attempt(client, "ann", "wrong password", "10.0.0.1") for _ in range(4)] == [401, 401, 401, 429]
+    assert _attempt(client, "bob", PASSWORD, "10.0.0.1") == 429  # this address is locked out, even for bob
+    assert _attempt(client, "ann", PASSWORD, "10.0.0.2") == 429  # so is ann's account, from any address
+    assert _attempt(client, "bob", PASSWORD, "10.0.0.2") == 302  # successes are never counted
+    assert _attempt(client, "bob", PASSWORD, "10.0.0.2") == 302
+
+
+def test_log_in_failures_are_counted_in_redis_when_the_broker_is_redis():
+    from settings import Settings
+    from webhook.throttle import storage_uri
+
+    assert storage_uri(Settings(broker_url="redis://redis:6379/0")) == "redis://redis:6379/0"
+    assert storage_uri(Settings(broker_url="redis://r/0", ratelimit_storage_url="redis://other/1")) == "redis://other/1"
+
+
+def test_log_out_revokes_the_session_server_side(app, post_id):
+    client = app.test_client()
+    log_in(client, "ann")
+    page = client.get("/admin/")
+    stolen = client.get_cookie("session").value  # a copy of the cookie, e.g. taken from the browser
+    other_device = app.test_client()
+    log_in(other_device, "ann")
+    assert other_device.get("/admin/").status_code == 200  # a second log-in keeps the first session valid
+
+    client.post("/admin/logout", data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+    replay = app.test_client()
+    replay.set_cookie("session", stolen)
+    assert replay.get("/admin/").status_code == 302
+    assert other_device.get("/admin/").status_code == 302  # log-out ends every session of the admin
+    log_in(replay, "ann")
+    assert replay.get("/admin/").status_code == 200
+
+
+def test_every_response_carries_the_security_headers(app, post_id):
+    from webhook.headers import SECURITY_HEADERS
+
+    client = app.test_client()
+    log_in(client, "ann")
+    for path in ("/admin/", f"/admin/posts/{post_id}", "/admin/login", "/admin/static/admin.js", "/posts/999",
+                 "/webhook", "/nowhere"):
+        response = client.get(path)
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers[name] == value, (path, name)
+    page = client.get(f"/admin/posts/{post_id}").get_data(as_text=True)
+    assert "<script>" not in page and " style=" not in page  # the policy allows no inline script or style
+
+
+def test_redirects_never_take_their_host_from_the_request(app, post_id):
+    response = app.test_client().get("/admin?page=2", headers={"Host": "evil.example"})
+    assert response.status_code == 308 and response.headers["Location"] == "/admin/?page=2"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_trusted_hosts_and_secure_cookies(database_url, tmp_path, post_id):
+    from webhook import create_app
+
+    app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"), "secret_key": "k" * 40,
+                      "trusted_hosts": "hooks.example.com, localhost", "secure_cookies": True})
+    client = app.test_client()
+    assert client.get("/admin/login", headers={"Host": "evil.example"}).status_code == 400
+    assert client.post("/webhook", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/admin/login", headers={"Host": "hooks.example.com"}).status_code == 200
+    token = csrf_token(client.get("/admin/login", base_url="https://localhost").get_data(as_text=True))
+    response = client.post("/admin/login", base_url="https://localhost",
+                           data={"csrf_token": token, "username": "ann", "password": PASSWORD})
+    assert response.status_code == 302
+    assert "; Secure" in response.headers["Set-Cookie"]

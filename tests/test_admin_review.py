@@ -14,6 +14,7 @@ from db.schema import PostStatus
 from tests.admin_support import (  # noqa: F401  (fixtures)
     GRID, T0, add_admin, add_post, app, csrf_token, database_url, log_in, migrated_templates, sessions,
 )
+from tests.webhook_support import read_url
 from webhook.admin.heatmap import overlay_size, seen_square
 from webhook.admin.queue import PAGE_SIZE
 
@@ -51,18 +52,19 @@ def _base_review_id(html: str) -> dict:
 
 def test_post_page_shows_photo_hashtags_scores_heat_maps_and_story(client, post_id, tmp_path, coffee_jpeg):
     html = client.get(f"/admin/posts/{post_id}").get_data(as_text=True)
-    assert f'src="/posts/{post_id}/image"' in html
+    photo_url = read_url(client.application, post_id, image=True)
+    assert f'src="{photo_url}"' in html
     for rank, text in enumerate(["coffee", "cup", "food"], start=1):
         assert f"#{text}" in html
         assert f'src="/admin/posts/{post_id}/heatmaps/{rank}.png"' in html
     assert "0.900" in html and "0.450" in html  # scores of ranks 1 and 2
     assert "A cup of coffee on a saucer." in html
-    assert client.get(f"/posts/{post_id}/image").data == coffee_jpeg
+    assert client.get(photo_url).data == coffee_jpeg
     heat = client.get(f"/admin/posts/{post_id}/heatmaps/2.png")
     assert heat.status_code == 200 and heat.content_type == "image/png"
     photo = Image.open(io.BytesIO(coffee_jpeg))
     overlay = Image.open(io.BytesIO(heat.data))
-    # An overlay of the whole photo, laid over it at its display size: same aspect ratio, photo-sized or larger.
+    # An overlay of the whole photo, laid over it at its display size: the same aspect ratio, long side capped.
     assert overlay.mode == "RGBA" and overlay.size == overlay_size(*photo.size)
     assert abs(overlay.width / overlay.height - photo.width / photo.height) < 0.01
     assert 'class="heatmap" id="heatmap-1"' in html and f'width="{photo.width}" height="{photo.height}"' in html
@@ -137,6 +139,10 @@ def test_a_stale_form_is_refused(client, post_id, sessions):
     ({"story_closeness": "very"}, "not a valid choice"),
     ({"tags": "good tag-with-dash"}, "not a hashtag"),
     ({"relevant": ["7"]}, "not a valid choice"),
+    ({"relevant": ["\u0661"]}, "invalid choice"),  # ARABIC-INDIC DIGIT ONE: int() would take it
+    ({"relevant": ["9" * 30]}, "invalid choice"),
+    ({"base_review_id": "\u00b2"}, "base_review_id"),  # SUPERSCRIPT TWO: isdigit() but not int()
+    ({"base_review_id": "9" * 30}, "base_review_id"),
 ])
 def test_incomplete_or_bad_reviews_write_nothing(client, post_id, sessions, fields, message):
     response = _submit(client, post_id, **fields)
@@ -183,8 +189,18 @@ def test_queue_filters_and_pages(client, sessions, tmp_path, coffee_jpeg):
     assert rows(f"?until={day - timedelta(days=1)}")[0] == 0
     assert rows("?status=done&tag=sun&review=unreviewed&page=1")[0] == len(
         [n for n in range(2, total + 1) if n % 10 != 0 and n > 6])  # post 1 has no #sun
-    for bad in ("?status=bogus", "?since=yesterday", "?page=0", "?tag=a-b"):
+    for bad in ("?status=bogus", "?since=yesterday", "?page=0", "?tag=a-b", "?page=9223372036854775807",
+                "?page=99999999999999999999", "?page=%D9%A3", "?page=abc", "?until=9999-12-31"):
         assert client.get("/admin/" + bad).status_code == 400, bad
+    assert rows("?page=2147483647")[1] == []  # the last page number there can be: an empty page, not an error
+
+
+def test_numbers_no_id_can_be_are_404_in_every_url(client, post_id):
+    for path in ("/admin/posts/99999999999999999999", "/admin/posts/3000000000", "/admin/posts/%D9%A3",
+                 f"/admin/posts/{post_id}/heatmaps/99999999999999999999.png", "/posts/99999999999999999999",
+                 "/posts/3000000000/image"):
+        assert client.get(path).status_code == 404, path
+    assert client.post("/admin/posts/3000000000/review", data={}).status_code == 404
 
 
 def test_only_ticked_hashtags_train_unless_the_reviewer_types_more(client, post_id, sessions):

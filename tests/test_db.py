@@ -99,3 +99,18 @@ def test_the_alembic_cli_works_from_the_checkout(tmp_path):
     current = subprocess.run(alembic + ["current"], cwd=tmp_path, env=env, check=True, capture_output=True,
                              text=True, timeout=120)
     assert current.stdout.split() == ["0001"]
+
+
+def test_migrations_downgrade_and_upgrade_again(migrated_url):
+    from alembic import command
+
+    from db.session import alembic_config
+
+    command.downgrade(alembic_config(migrated_url), "0002")
+    engine = make_engine(migrated_url)
+    assert "session_nonce" not in {c["name"] for c in inspect(engine).get_columns("admins")}
+    engine.dispose()
+    migrate(migrated_url)
+    engine = make_engine(migrated_url)
+    assert "session_nonce" in {c["name"] for c in inspect(engine).get_columns("admins")}
+    engine.dispose()

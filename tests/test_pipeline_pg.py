@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from db.schema import Hashtag, Post, PostStatus, Story
 from db.session import make_engine, make_session_factory, migrate
+from tests.webhook_support import read_url
 from tests.worker_process import post_photos, running_worker, wait_until_final
 from webhook import create_app
 from worker import pipeline
@@ -47,7 +48,7 @@ def test_posted_photos_are_tagged_and_told_in_postgresql(pg_url, redis_url, queu
                 assert story.seed_hashtag == tags[0].text and story.random_seed == pipeline.story_seed(post_id)
                 assert story.length == STORY_LENGTH and story.text
 
-        shown = client.get(f"/posts/{post_ids[0]}").get_json()  # and the webhook's read API shows them
+        shown = client.get(read_url(client.application, post_ids[0])).get_json()  # and the webhook's read API shows them
         assert shown["status"] == "done" and len(shown["hashtags"]) == K and shown["story"]["text"]
     finally:
         engine.dispose()

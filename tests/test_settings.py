@@ -19,3 +19,12 @@ def test_embedded_defaults_need_no_server():
     s = Settings.from_env({})
     assert s.database_url.startswith("sqlite:///")
     assert s.broker_url.startswith("sqla+sqlite:///")
+
+
+def test_booleans_parse_from_words_and_refuse_anything_else():
+    import pytest
+
+    assert Settings.from_env({"SECURE_COOKIES": "true"}).secure_cookies is True
+    assert Settings.from_env({"SECURE_COOKIES": "0"}).secure_cookies is False
+    with pytest.raises(ValueError):
+        Settings.from_env({"SECURE_COOKIES": "maybe"})

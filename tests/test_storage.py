@@ -175,3 +175,28 @@ def test_with_the_database_down_nothing_is_written(tmp_path):
         store_post(session, store, _delivery(data), decode_image(data))
     assert not store.absolute(store.relative_path(hashlib.sha256(data).hexdigest(), "JPEG")).exists()
     engine.dispose()
+
+
+def test_gc_media_removes_only_files_no_post_references(engine, database_url, tmp_path, monkeypatch, capsys):
+    import os
+
+    import cli
+
+    store, sessions = MediaStore(tmp_path / "media"), make_session_factory(engine)
+    used = encoded("PNG")
+    with sessions() as session:
+        post, _ = store_post(session, store, _delivery(used), decode_image(used))
+    orphan = encoded("JPEG")  # what a commit failing with the database gone leaves behind
+    orphan_sha = hashlib.sha256(orphan).hexdigest()
+    orphan_path = store.relative_path(orphan_sha, "JPEG")
+    with store.locked(orphan_sha):
+        store.put(orphan_path, orphan)
+    stale_temp = store.absolute(orphan_path).with_name(TEMP_PREFIX + "dead.jpg")  # a writer killed mid-write
+    stale_temp.write_bytes(b"half a photo")
+    os.utime(stale_temp, (0, 0))
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert cli.main(["gc-media", "--media-dir", str(tmp_path / "media")]) == 0
+    assert "2 files removed, 1 photos in use" in capsys.readouterr().out
+    assert store.absolute(post.image_path).read_bytes() == used
+    assert not store.absolute(orphan_path).exists() and not stale_temp.exists()

@@ -26,7 +26,7 @@ from db.schema import Hashtag, Post, PostStatus, Story
 from settings import PROJECT_ROOT
 from tests.webhook_support import (  # noqa: F401  (database_url, make_app, migrated_templates are fixtures)
     app_config, database_url, encoded, fresh_database, get_post, make_app, media_files, migrated_templates, post_count,
-    queued_post_ids, rotated_jpeg,
+    EXIF_FIRST_TAG_TYPE_AT, photo_with_exif, queued_post_ids, read_url, rotated_jpeg,
 )
 from webhook.signature import HEADER, sign
 
@@ -54,7 +54,7 @@ def test_multipart_post_is_stored_then_enqueued(make_app):
     body = response.get_json()
     assert set(body) == ACCEPTED_KEYS
     assert body["external_id"] == "ig-1" and body["status"] == "received" and body["duplicate"] is False
-    assert body["status_url"] == f"/posts/{body['id']}" == response.headers["Location"]
+    assert body["status_url"] == read_url(app, body["id"]) == response.headers["Location"]
     post = get_post(app, body["id"])
     assert (post.caption, post.author, post.status) == ("morning coffee", "ana", PostStatus.RECEIVED)
     assert (post.width, post.height, post.image_format, post.attempts) == (64, 48, "JPEG", 0)
@@ -200,7 +200,7 @@ def test_status_shows_hashtags_and_story(make_app):
         ])
         session.commit()
 
-    body = client.get(f"/posts/{post_id}").get_json()
+    body = client.get(read_url(app, post_id)).get_json()
     assert set(body) == POST_KEYS
     assert (body["status"], body["attempts"], body["error"], body["caption"]) == ("done", 2, None, "beach")
     assert [(t["rank"], t["text"], t["score"]) for t in body["hashtags"]] == [(1, "beach", 0.5), (2, "sea", 0.25)]
@@ -221,7 +221,7 @@ def test_status_of_a_failed_post_shows_its_error(make_app):
         post.move_to(PostStatus.FAILED)
         post.error = "InvalidImage: corrupt"
         session.commit()
-    body = client.get(f"/posts/{post_id}").get_json()
+    body = client.get(read_url(app, post_id)).get_json()
     assert (body["status"], body["error"], body["hashtags"], body["story"]) == ("failed", "InvalidImage: corrupt", [],
                                                                                  None)
 
@@ -231,12 +231,13 @@ def test_image_endpoint_serves_the_stored_photo(make_app):
     client = app.test_client()
     photo = encoded("WEBP")
     post_id = _post_photo(client, photo).get_json()["id"]
-    response = client.get(f"/posts/{post_id}/image")
+    response = client.get(read_url(app, post_id, image=True))
     assert response.status_code == 200
     assert response.mimetype == "image/webp" and response.data == photo
-    assert client.get(f"/posts/{post_id}").get_json()["image_url"] == f"/posts/{post_id}/image"
+    assert client.get(read_url(app, post_id)).get_json()["image_url"] == read_url(app, post_id, image=True)
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
     media_files(app)[0].unlink()  # a photo lost from disk is a 404, not a 500
-    assert client.get(f"/posts/{post_id}/image").status_code == 404
+    assert client.get(read_url(app, post_id, image=True)).status_code == 404
 
 
 def test_broker_down_keeps_the_post_for_the_sweep(make_app, caplog):
@@ -342,7 +343,7 @@ def test_a_relative_media_dir_means_the_working_directory(make_app, tmp_path, mo
     client = app.test_client()
     post_id = _post_photo(client, photo).get_json()["id"]
     assert [p.read_bytes() for p in (tmp_path / "relative-media").rglob("*.png")] == [photo]
-    assert client.get(f"/posts/{post_id}/image").data == photo
+    assert client.get(read_url(app, post_id, image=True)).data == photo
 
 
 def test_database_down_is_a_503_to_retry_and_leaves_no_file(tmp_path, queue_name):
@@ -379,3 +380,59 @@ def test_after_the_database_drops_its_connections_one_post_is_refused_then_all_a
         app.extensions["database"].engine.dispose()
         server.dispose()
         drop()
+
+
+def test_the_read_api_needs_the_token_of_the_status_url(make_app):
+    app = make_app()
+    client = app.test_client()
+    first = _post_photo(client, encoded("PNG")).get_json()
+    second = _post_photo(client, encoded("PNG")).get_json()
+    assert client.get(first["status_url"]).status_code == 200
+    for path in (f"/posts/{first['id']}", f"/posts/{first['id']}/image"):  # sequential ids alone open nothing
+        assert client.get(path).status_code == 404
+        assert client.get(path + "?token=guess").status_code == 404
+    other_token = second["status_url"].partition("?")[2]
+    assert client.get(f"/posts/{first['id']}?{other_token}").status_code == 404  # one post's token opens no other
+    assert client.get(f"/posts/{first['id']}/image?{other_token}").status_code == 404
+
+
+def test_an_outage_behind_a_dead_pooled_connection_leaves_no_file(tmp_path, queue_name, migrated_templates):
+    """The pool holds a connection the server has dropped, and the server takes no new ones: a real outage."""
+    from sqlalchemy import create_engine, text
+
+    from tests.scratch_db import PG_ADMIN_URL
+    from webhook import create_app
+
+    url, drop = fresh_database("postgresql", tmp_path, migrated_templates)
+    name = url.rsplit("/", 1)[1]
+    app = create_app(app_config(url, tmp_path, queue_name))
+    client = app.test_client()
+    server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        assert _post_photo(client, encoded("JPEG")).status_code == 202  # the pool now holds a connection
+        with server.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                         {"name": name})
+        refused = [_post_photo(client, encoded("JPEG")) for _ in range(4)]
+        assert [r.status_code for r in refused] == [503] * 4
+        assert len(media_files(app)) == 1
+        with server.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        assert _post_photo(client, encoded("JPEG")).status_code == 202
+        assert post_count(app) == len(media_files(app)) == 2
+    finally:
+        app.extensions["database"].engine.dispose()
+        with server.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        server.dispose()
+        drop()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_a_malformed_exif_tag_besides_the_orientation_still_gives_an_upright_photo(make_app, fmt):
+    app = make_app()
+    response = _post_photo(app.test_client(), photo_with_exif(fmt, EXIF_FIRST_TAG_TYPE_AT))
+    assert response.status_code == 202, response.get_data(as_text=True)
+    post = get_post(app, response.get_json()["id"])
+    assert (post.width, post.height) == (20, 30)  # stored 30x20, EXIF says rotate 90°

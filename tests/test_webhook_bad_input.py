@@ -9,7 +9,8 @@ import uuid
 import pytest
 
 from tests.webhook_support import (  # noqa: F401  (migrated_templates is a fixture)
-    app_config, fresh_database, media_files, migrated_templates, png_bomb, post_count, queued_post_ids,
+    EXIF_TIFF_MAGIC_AT, app_config, fresh_database, media_files, migrated_templates, photo_with_exif, png_bomb,
+    post_count, queued_post_ids,
 )
 from webhook import create_app
 from webhook.signature import HEADER, sign
@@ -55,6 +56,15 @@ def _multipart(image: bytes, **fields) -> dict:
     return {"data": {"image": (io.BytesIO(image), "photo.jpg"), **fields}, "content_type": "multipart/form-data"}
 
 
+def _raw_multipart(image: bytes, caption: bytes, newline: bytes) -> dict:
+    """A hand-made multipart body with `newline` line breaks (CRLF: the fast path; bare LF: Werkzeug's decoder)."""
+    n = newline
+    body = (b'--b0undary' + n + b'Content-Disposition: form-data; name="caption"' + n + n + caption + n
+            + b'--b0undary' + n + b'Content-Disposition: form-data; name="image"; filename="a.jpg"' + n + n
+            + image + n + b'--b0undary--' + n)
+    return {"data": body, "content_type": "multipart/form-data; boundary=b0undary"}
+
+
 def _json(doc) -> dict:
     return {"data": json.dumps(doc), "content_type": "application/json"}
 
@@ -74,6 +84,8 @@ CASES = {
     "oversized body": ("open", lambda f: _multipart(b"\xff" * f["max_content_length"]), 413, "large"),
     "malformed JSON": ("open", lambda f: {"data": b'{"image": "abc', "content_type": "application/json"}, 400,
                        "malformed JSON"),
+    "JSON nested 1,500 deep": ("open", lambda f: {"data": b'{"image": ' + b"[" * 1500 + b"]" * 1500 + b"}",
+                                                  "content_type": "application/json"}, 400, "nested"),
     "JSON that is not an object": ("open", lambda f: _json([1, 2, 3]), 400, "object"),
     "JSON without image": ("open", lambda f: _json({"caption": "no photo"}), 400, "image"),
     "bad base64": ("open", lambda f: _json({"image": "this is not base64!"}), 400, "base64"),
@@ -89,6 +101,22 @@ CASES = {
                                  400, "external_id"),
     "NUL in caption": ("open", lambda f: _multipart(f["coffee_jpeg"], caption="a\x00b"), 400, "NUL"),
     "author too long": ("open", lambda f: _multipart(f["coffee_jpeg"], author="a" * 257), 400, "author"),
+    "lone surrogate in a JSON caption": ("open", lambda f: _json({"image": _b64(f["coffee_jpeg"]), "caption": "\ud800"}),
+                                         400, "surrogate"),
+    "lone surrogate in a JSON author": ("open", lambda f: _json({"image": _b64(f["coffee_jpeg"]), "author": "a\udfff"}),
+                                        400, "surrogate"),
+    "lone surrogate in a JSON external id": ("open", lambda f: _json({"image": _b64(f["coffee_jpeg"]),
+                                                                      "external_id": "\ud800x"}), 400, "surrogate"),
+    "invalid UTF-8 field, CRLF": ("open", lambda f: _raw_multipart(f["coffee_jpeg"], b"caf\xe9", b"\r\n"), 400,
+                                  "UTF-8"),
+    "invalid UTF-8 field, bare LF": ("open", lambda f: _raw_multipart(f["coffee_jpeg"], b"caf\xe9", b"\n"), 400,
+                                     "UTF-8"),
+    "multipart without closing boundary": ("open", lambda f: {**_raw_multipart(f["coffee_jpeg"], b"hi", b"\n"),
+                                                              "data": _raw_multipart(f["coffee_jpeg"], b"hi",
+                                                                                     b"\n")["data"][:-14]},
+                                           400, "multipart"),
+    "corrupt EXIF in a PNG": ("open", lambda f: _multipart(photo_with_exif("PNG", EXIF_TIFF_MAGIC_AT)), 400, "EXIF"),
+    "corrupt EXIF in a WebP": ("open", lambda f: _multipart(photo_with_exif("WEBP", EXIF_TIFF_MAGIC_AT)), 400, "EXIF"),
     "missing signature": ("signed", lambda f: _json({"image": _b64(f["coffee_jpeg"])}), 403, "missing"),
     "wrong signature": ("signed", lambda f: {**_json({"image": _b64(f["coffee_jpeg"])}),
                                              "headers": {HEADER: sign("not-the-secret", b"{}")}}, 403, "match"),

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from db import Post, migrate
 from webhook import create_app
 from tests.scratch_db import scratch_pg_database
+from webhook.read_token import read_token
 from webhook.storage import LOCK_DIR
 
 BOMB_SIDE = 20_000  # px: a 400-megapixel PNG that compresses to a few kilobytes
@@ -86,6 +87,12 @@ def make_app(database_url, tmp_path, queue_name):
         app.extensions["database"].engine.dispose()
 
 
+def read_url(app, post_id: int, image: bool = False) -> str:
+    """The read API's URL of a post (or of its photo) with the post's read token, as the 202 answer gives it."""
+    token = read_token(app.secret_key, post_id)
+    return f"/posts/{post_id}{'/image' if image else ''}?token={token}"
+
+
 def post_count(app) -> int:
     with app.extensions["database"].session_factory() as session:
         return session.scalar(select(func.count()).select_from(Post))
@@ -145,6 +152,24 @@ def rotated_jpeg(width: int = 40, height: int = 20) -> bytes:
     exif[EXIF_ORIENTATION] = ROTATED_90
     buf = io.BytesIO()
     img.save(buf, format="JPEG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+EXIF_TIFF_MAGIC_AT = 9  # the "*" of b"Exif\0\0MM\0*" (Exif.tobytes()): without it the block is unreadable
+EXIF_FIRST_TAG_TYPE_AT = 17  # the type of the first tag (Make, ASCII): 0 is no type, so the tag cannot be written back
+
+
+def photo_with_exif(fmt: str, broken_byte: int | None = None) -> bytes:
+    """A 30x20 photo in `fmt` whose EXIF says "rotate 90°" and names a camera; `broken_byte` set to 0 corrupts it."""
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = ROTATED_90
+    exif[0x010F] = "Canon"  # Make
+    block = bytearray(exif.tobytes())
+    if broken_byte is not None:
+        block[broken_byte] = 0
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, exif=bytes(block))
     return buf.getvalue()
 
 

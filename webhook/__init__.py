@@ -8,6 +8,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, ServiceUnavailable
 
 from settings import Settings
+from webhook.integers import BoundedIntConverter
 from settings.secret_key import resolve_secret_key
 from worker.celery_app import celery_init_app
 
@@ -22,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     settings = Settings.from_env(**{k: v for k, v in overrides.items() if k in SETTINGS_FIELDS})
 
     app = Flask(__name__)
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
     app.config.from_mapping(
         SETTINGS=settings,
         SECRET_KEY=resolve_secret_key(settings.secret_key, settings.database_url),
@@ -36,8 +38,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(OperationalError, _database_unavailable)
 
-    from webhook import admin, health, ingest, instrumentation, posts
+    from webhook import admin, headers, health, ingest, instrumentation, posts, throttle
 
+    headers.init_app(app)
+    throttle.init_app(app)
     instrumentation.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(ingest.bp)

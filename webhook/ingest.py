@@ -1,7 +1,7 @@
 """The webhook: Meta-style subscription check (GET) and post deliveries (POST), multipart or JSON.
 
-A delivery is checked (signature, shape, image) before anything is written; then the photo file is written,
-the post row committed in one short transaction, and only then is the first task enqueued. Bad input gets
+A delivery is checked (signature, shape, image) before anything is written; then the post row is inserted, the
+photo file written, the row committed (one short transaction), and only then is the first task enqueued. Bad input gets
 a 4xx JSON error and leaves no row and no file.
 
 Idempotency: a post is identified by its `external_id`; without one, by "sha256:<hex digest of the image>",
@@ -19,8 +19,8 @@ import json
 import logging
 from dataclasses import dataclass
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
-from sqlalchemy import exists, select
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,8 @@ from db.schema import EXTERNAL_ID_MAX, Post, PostStatus
 from models.image import DecodedImage, InvalidImage, decode_image
 from webhook import multipart, signature
 from webhook.database import db
+from webhook.media_gc import remove_unreferenced
+from webhook.posts import post_url
 from webhook.storage import MediaStore
 from worker.tasks import suggest_hashtags
 
@@ -85,54 +87,52 @@ def receive_post() -> tuple[Response, int, dict[str, str]]:
     post, duplicate = store_post(db.session, store, delivery, decoded)
     if not duplicate:
         _enqueue(post.id)
-    status_url = url_for("posts.get_post", post_id=post.id)
+    status_url = post_url("posts.get_post", post.id)
     payload = {"id": post.id, "external_id": post.external_id, "status": post.status.value,
                "status_url": status_url, "duplicate": duplicate}
     return jsonify(payload), 202, {"Location": status_url}
 
 
 def store_post(session: Session, store: MediaStore, delivery: Delivery, decoded: DecodedImage) -> tuple[Post, bool]:
-    """Write the photo and commit its post; or find the post this delivery repeats. Returns (post, duplicate).
+    """Insert the post, write its photo, commit; or find the post this delivery repeats. Returns (post, duplicate).
 
-    If the commit fails, the file goes too unless another post references it (checked under the file's lock).
+    The INSERT goes first, inside the transaction: a database that is down (a dead pooled connection included)
+    or a redelivery (external_id is unique) fails there, before any file is written. The row becomes visible
+    only at the commit, after the photo is on disk. If the commit itself fails, the new file goes too unless a
+    post references it (checked under the file's lock); when even that check cannot reach the database, the
+    file stays for `hashtale gc-media`.
     """
     sha256 = hashlib.sha256(delivery.image).hexdigest()
     external_id = delivery.external_id or DEFAULT_EXTERNAL_ID_PREFIX + sha256
     relative = store.relative_path(sha256, decoded.format)
     width, height = decoded.image.size
-    # Reach the database first (a single INSERT is its own transaction: autocommit spares the BEGIN and COMMIT
-    # round trips); when it is down, nothing at all is written.
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    post = Post(external_id=external_id, image_sha256=sha256, image_path=relative, image_format=decoded.format,
+                width=width, height=height, caption=delivery.caption, author=delivery.author,
+                status=PostStatus.RECEIVED, attempts=0)
+    session.add(post)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Almost always a redelivery, possibly racing its twin (whose commit this INSERT waited for).
+        session.rollback()
+        existing = session.scalars(select(Post).where(Post.external_id == external_id)).one_or_none()
+        session.commit()  # ends the read transaction
+        if existing is None:
+            raise  # another constraint refused the row: nothing was stored
+        return existing, True
     with store.locked(sha256):
-        store.put(relative, delivery.image)
-        post = Post(external_id=external_id, image_sha256=sha256, image_path=relative, image_format=decoded.format,
-                    width=width, height=height, caption=delivery.caption, author=delivery.author,
-                    status=PostStatus.RECEIVED, attempts=0)
-        session.add(post)
         try:
+            created = store.put(relative, delivery.image)
             session.commit()
-            return post, False
-        except IntegrityError:
-            # Almost always a redelivery (external_id is unique), possibly racing its twin.
-            session.rollback()
-            existing = session.scalars(select(Post).where(Post.external_id == external_id)).one_or_none()
-            _remove_unreferenced(session, store, sha256, relative)
-            session.commit()  # ends the read transaction
-            if existing is None:
-                raise  # another constraint refused the row: nothing was stored
-            return existing, True
         except SQLAlchemyError:
             session.rollback()
-            try:
-                _remove_unreferenced(session, store, sha256, relative)
-            except SQLAlchemyError:
-                logger.warning("database unavailable: kept %s, cannot tell whether a post uses it", relative)
+            if created:
+                try:
+                    remove_unreferenced(session, store, sha256, relative)
+                except SQLAlchemyError:
+                    logger.warning("database unavailable: kept %s for `hashtale gc-media`", relative)
             raise
-
-
-def _remove_unreferenced(session: Session, store: MediaStore, sha256: str, relative: str) -> None:
-    if not session.scalar(select(exists().where(Post.image_sha256 == sha256))):
-        store.remove(relative)
+    return post, False
 
 
 def _enqueue(post_id: int) -> None:
@@ -153,24 +153,18 @@ def _parse(body: bytes) -> Delivery:
 
 
 def _parse_multipart(body: bytes) -> Delivery:
-    form = multipart.parse(body, request.mimetype_params.get("boundary"))
-    if form is None:  # an unusual but possibly valid body: Werkzeug's full parser decides
-        upload = request.files.get("image")
-        image = None if upload is None else upload.read()
-        values = request.form
-    else:
-        image = form.files.get("image")
-        try:
-            values = {name: raw.decode("utf-8") for name, raw in form.fields.items()}
-        except UnicodeDecodeError:
-            abort(400, "form fields must be UTF-8 text")
+    try:
+        form = multipart.parse(body, request.mimetype_params.get("boundary"))
+    except multipart.InvalidMultipart as exc:
+        abort(400, str(exc))
+    image = form.files.get("image")
     if image is None:
         abort(400, "missing file field 'image'")
     return Delivery(
         image=image,
-        external_id=_text_field("external_id", values.get("external_id"), EXTERNAL_ID_MAX),
-        caption=_text_field("caption", values.get("caption"), CAPTION_MAX),
-        author=_text_field("author", values.get("author"), AUTHOR_MAX),
+        external_id=_text_field("external_id", form.fields.get("external_id"), EXTERNAL_ID_MAX),
+        caption=_text_field("caption", form.fields.get("caption"), CAPTION_MAX),
+        author=_text_field("author", form.fields.get("author"), AUTHOR_MAX),
     )
 
 
@@ -179,6 +173,8 @@ def _parse_json(body: bytes) -> Delivery:
         doc = json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         abort(400, f"malformed JSON: {exc}")
+    except RecursionError:  # arrays or objects nested deeper than the interpreter's recursion limit
+        abort(400, "malformed JSON: nested too deeply")
     if not isinstance(doc, dict):
         abort(400, "the JSON body must be an object")
     encoded = doc.get("image")
@@ -207,11 +203,24 @@ def _decode_base64(encoded: str) -> bytes:
 
 
 def _text_field(name: str, value: object, max_length: int) -> str | None:
-    """An optional text field: absent or empty is None; anything else must be a string that fits its column."""
+    """Every text field of a delivery, multipart (raw bytes) or JSON (str), is decoded and checked here.
+
+    Absent or empty is None; anything else must be valid UTF-8 text (no lone surrogate such as JSON's
+    "\\ud800", which no database can store), without NUL, that fits its column.
+    """
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            abort(400, f"'{name}' is not UTF-8 text")
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         abort(400, f"'{name}' must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        abort(400, f"'{name}' contains a lone UTF-16 surrogate, which is not text")
     if "\x00" in value:
         abort(400, f"'{name}' contains a NUL character")
     if len(value) > max_length:

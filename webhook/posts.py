@@ -1,13 +1,18 @@
-"""Read side of the webhook: a post's status and results, and its stored photo."""
+"""Read side of the webhook: a post's status and results, and its stored photo.
+
+Both need the post's read token (`?token=`, see webhook/read_token.py); without the right one the answer is
+404, the same as for a post that does not exist, so ids reveal nothing.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from flask import Blueprint, Response, abort, current_app, jsonify, send_from_directory, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, request, send_from_directory, url_for
 from sqlalchemy.orm import selectinload
 
 from db.schema import Hashtag, Post, Story
 from webhook.database import db
+from webhook.read_token import is_valid, read_token
 from webhook.storage import MediaStore
 
 MIMETYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -16,19 +21,29 @@ IMAGE_MAX_AGE = 24 * 60 * 60  # seconds; a post's photo never changes
 bp = Blueprint("posts", __name__, url_prefix="/posts")
 
 
+def post_url(endpoint: str, post_id: int) -> str:
+    """The URL of a read endpoint ("posts.get_post", "posts.get_image") of a post, with its read token."""
+    return url_for(endpoint, post_id=post_id, token=read_token(current_app.secret_key, post_id))
+
+
+def _readable_post(post_id: int, **options) -> Post:
+    post = None
+    if is_valid(current_app.secret_key, post_id, request.args.get("token")):
+        post = db.session.get(Post, post_id, **options)
+    if post is None:
+        abort(404, f"no post with id {post_id}, or not the token of its status URL")
+    return post
+
+
 @bp.get("/<int:post_id>")
 def get_post(post_id: int) -> Response:
-    post = db.session.get(Post, post_id, options=[selectinload(Post.hashtags), selectinload(Post.story)])
-    if post is None:
-        abort(404, f"no post with id {post_id}")
+    post = _readable_post(post_id, options=[selectinload(Post.hashtags), selectinload(Post.story)])
     return jsonify(post_json(post))
 
 
 @bp.get("/<int:post_id>/image")
 def get_image(post_id: int) -> Response:
-    post = db.session.get(Post, post_id)
-    if post is None:
-        abort(404, f"no post with id {post_id}")
+    post = _readable_post(post_id)
     # Absolute: send_from_directory would take a relative folder as relative to the package, not the working dir.
     media_dir = MediaStore(current_app.config["SETTINGS"].media_dir).root
     return send_from_directory(media_dir, post.image_path, mimetype=MIMETYPES[post.image_format], max_age=IMAGE_MAX_AGE)
@@ -45,7 +60,7 @@ def post_json(post: Post) -> dict:
         "author": post.author,
         "created_at": _iso(post.created_at),
         "updated_at": _iso(post.updated_at),
-        "image_url": url_for("posts.get_image", post_id=post.id),
+        "image_url": post_url("posts.get_image", post.id),
         "hashtags": [_hashtag_json(tag) for tag in post.hashtags],
         "story": None if post.story is None else _story_json(post.story),
     }

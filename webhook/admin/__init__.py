@@ -21,6 +21,7 @@ def _configure_sessions(state) -> None:
     app.config["WTF_CSRF_TIME_LIMIT"] = int(app.permanent_session_lifetime.total_seconds())
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SECURE"] = settings.secure_cookies  # HTTPS deployments: SECURE_COOKIES=true
 
 
 from webhook.admin import auth, posts, queue  # noqa: E402,F401  (registers the views on bp)

@@ -8,6 +8,7 @@ from wtforms.validators import InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from db.reviews import USERNAME_MAX, Closeness
+from webhook.integers import parse_int
 
 NOTE_MAX = 4000  # characters
 TAGS_FIELD_MAX = 2000  # characters
@@ -27,7 +28,7 @@ class LogoutForm(FlaskForm):
 class ReviewForm(FlaskForm):
     """Choices of `relevant` (the suggested hashtags' ranks) are set per post by the view."""
 
-    relevant = SelectMultipleField("Relevant hashtags", coerce=int, widget=ListWidget(prefix_label=False),
+    relevant = SelectMultipleField("Relevant hashtags", coerce=parse_int, widget=ListWidget(prefix_label=False),
                                    option_widget=CheckboxInput(), validators=[Optional()])
     tags = StringField("Other hashtags for training (the ticked ones are included)", validators=[Optional(), Length(max=TAGS_FIELD_MAX)])
     hashtag_relevant = RadioField("Is the hashtag relevant to the image?", choices=YES_NO, validators=[InputRequired()])

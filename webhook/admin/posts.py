@@ -14,9 +14,11 @@ from review.history import (
     submit_review,
 )
 from webhook.admin import bp
-from webhook.admin.forms import LogoutForm, ReviewForm
+from webhook.admin.forms import ReviewForm
 from webhook.admin.heatmap import render_overlay
 from webhook.database import db
+from webhook.integers import parse_int
+from webhook.posts import post_url
 
 PRIVATE_CACHE = "private, max-age=3600"  # seconds; a hashtag's attention never changes
 
@@ -66,7 +68,7 @@ def _render(post: Post, form: ReviewForm, status: int = 200):
     return render_template(
         "admin/post.html", post=post, form=form, history=history,
         state=current_state(db.session, post.id), next_id=_next_unreviewed(post),
-        logout_form=LogoutForm(),
+        photo_url=post_url("posts.get_image", post.id),
     ), status
 
 
@@ -109,9 +111,10 @@ def submit(post_id: int):
     post = _load_post(post_id)
     form = ReviewForm()
     form.relevant.choices = [SelectChoice(h.rank, h.text) for h in post.hashtags]
-    base = form.base_review_id.data
-    if base and not base.isdigit():
-        abort(400, description="bad base_review_id")
+    try:
+        base = parse_int(form.base_review_id.data) if form.base_review_id.data else None
+    except ValueError as exc:
+        abort(400, description=f"bad base_review_id: {exc}")
     try:
         if not form.validate():
             errors = (f"{form[name].label.text} {' '.join(messages)}" for name, messages in form.errors.items())
@@ -121,7 +124,7 @@ def submit(post_id: int):
         flash(str(exc), "error")
         return _render(post, form, 400)
     try:
-        review = submit_review(db.session, post, g.admin, answers, int(base) if base else None)
+        review = submit_review(db.session, post, g.admin, answers, base)
         db.session.commit()
     except NotYourReview as exc:
         db.session.rollback()

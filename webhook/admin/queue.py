@@ -12,8 +12,8 @@ from db.reviews import ReviewState, ReviewStateChange
 from db.schema import Hashtag, Post, PostStatus
 from review.history import current_state_of, normalize_tag
 from webhook.admin import bp
-from webhook.admin.forms import LogoutForm
 from webhook.database import db
+from webhook.integers import parse_int
 
 PAGE_SIZE = 50  # posts per page
 
@@ -42,8 +42,8 @@ class QueueFilters:
             status=parse("status", PostStatus),
             review=parse("review", ReviewState),
             tag=parse("tag", normalize_tag),
-            since=parse("since", date.fromisoformat),
-            until=parse("until", date.fromisoformat),
+            since=parse("since", _day),
+            until=parse("until", _day),
         )
 
 
@@ -56,6 +56,19 @@ class QueueRow:
     author: str | None
     caption: str | None
     hashtags: list[tuple[str, float]]  # (text, score), best first
+
+
+def _day(raw: str) -> date:
+    day = date.fromisoformat(raw)
+    if day == date.max:  # the day after it, the end of an `until` range, does not exist
+        raise ValueError("the last representable day")
+    return day
+
+
+def page_number(args) -> int:
+    """The 1-based page of the query string; raises ValueError with a message for the 400 page."""
+    raw = args.get("page", "").strip()
+    return parse_int(raw, minimum=1) if raw else 1
 
 
 def _start_of(day: date) -> datetime:
@@ -105,15 +118,13 @@ def list_posts(session: Session, filters: QueueFilters, page: int) -> tuple[list
 def queue():
     try:
         filters = QueueFilters.from_args(request.args)
+        page = page_number(request.args)
     except ValueError as exc:
         abort(400, description=str(exc))
-    page = request.args.get("page", 1, type=int)
-    if page < 1:
-        abort(400, description="page starts at 1")
     rows, total = list_posts(db.session, filters, page)
     pages = max(1, -(-total // PAGE_SIZE))
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
         "admin/queue.html", rows=rows, total=total, page=page, pages=pages, filters=filters, args=args,
-        statuses=list(PostStatus), review_states=list(ReviewState), logout_form=LogoutForm(),
+        statuses=list(PostStatus), review_states=list(ReviewState),
     )
