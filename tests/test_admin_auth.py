@@ -295,3 +295,13 @@ def test_trusted_hosts_and_secure_cookies(database_url, tmp_path, post_id):
                            data={"csrf_token": token, "username": "ann", "password": PASSWORD})
     assert response.status_code == 302
     assert "; Secure" in response.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_deployment_can_leave_the_admin_pages_out(database_url, tmp_path):
+    from webhook import create_app
+
+    app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"), "admin_enabled": False})
+    client = app.test_client()
+    assert client.get("/admin/").status_code == 404 and client.get("/admin/login").status_code == 404
+    assert client.get("/healthz").status_code == 200

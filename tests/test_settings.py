@@ -28,3 +28,19 @@ def test_booleans_parse_from_words_and_refuse_anything_else():
     assert Settings.from_env({"SECURE_COOKIES": "0"}).secure_cookies is False
     with pytest.raises(ValueError):
         Settings.from_env({"SECURE_COOKIES": "maybe"})
+
+
+def test_the_database_password_can_come_from_its_own_secret_file(tmp_path):
+    secret = tmp_path / "postgres_password"
+    secret.write_text("s3cr:t/@x\n")
+    s = Settings.from_env({"DATABASE_URL": "postgresql+psycopg://hashtale@postgres:5432/hashtale",
+                           "DATABASE_PASSWORD_FILE": str(secret)})
+    from sqlalchemy.engine import make_url
+
+    url = make_url(s.database_url)
+    assert (url.username, url.password, url.host, url.database) == ("hashtale", "s3cr:t/@x", "postgres", "hashtale")
+
+
+def test_booleans_parse_strictly():
+    assert Settings.from_env({"ADMIN_ENABLED": "false"}).admin_enabled is False
+    assert Settings.from_env({}).admin_enabled is True

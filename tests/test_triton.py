@@ -201,3 +201,13 @@ def test_export_copies_the_checkpoint_and_notices_a_newer_one(tmp_path):
     assert not is_stale(repository, "storyteller", settings)
     os.utime(source, (exported.stat().st_mtime + 1,) * 2)  # a newer checkpoint (e.g. after training)
     assert is_stale(repository, "storyteller", settings)
+
+
+def test_the_server_is_the_release_compose_runs(server):
+    import json
+    import urllib.request
+
+    from inference.tritonserver import WHEEL_TRITON_VERSION
+
+    with urllib.request.urlopen(f"http://{server.http_url}/v2", timeout=10) as response:
+        assert json.load(response)["version"] == WHEEL_TRITON_VERSION

@@ -46,7 +46,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(ingest.bp)
     app.register_blueprint(posts.bp)
-    app.register_blueprint(admin.bp)
+    if settings.admin_enabled:
+        app.register_blueprint(admin.bp)
 
     celery_init_app(app)
     return app

@@ -26,7 +26,9 @@ class Database:
     def init_app(self, app: Flask) -> None:
         # No ping on checkout: it is a round trip on every post. After a database restart, the first request on
         # a dead pooled connection answers 503 (the sender retries) and SQLAlchemy then renews the whole pool.
-        engine = make_engine(app.config["SETTINGS"].database_url, pre_ping=False)
+        # One connection per gunicorn thread: what a process can use at once, and what the compose file's sizing counts.
+        settings = app.config["SETTINGS"]
+        engine = make_engine(settings.database_url, pre_ping=False, pool_size=settings.webhook_threads)
         app.extensions[EXTENSION] = _State(engine, make_session_factory(engine))
         app.teardown_appcontext(self._close_session)
 
