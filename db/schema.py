@@ -67,7 +67,14 @@ class Post(Base):
     author: Mapped[str | None] = mapped_column(String(256))
     status: Mapped[PostStatus] = mapped_column(_enum(PostStatus, "post_status"), default=PostStatus.RECEIVED, index=True)
     error: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)  # task runs that started on this post
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # task runs that started and did not end parked
+    # A post parked by an outage of a dependency (worker/tasks.py): when it is due again, and how many transient
+    # failures in a row brought it there (the backoff's exponent).
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    transient_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # When its latest message was published: the broker's queue is FIFO, so this tells the sweep which posts'
+    # messages are still queued (worker/sweep.py).
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True)
 

@@ -8,7 +8,7 @@ a process: `prepare_multiprocess_dir` runs first thing in the gunicorn config an
 Names (all prefixed `hashtale_`):
 - http_requests_total{route, method, status}, http_request_duration_seconds{route}   (webhook)
 - task_runs_total{task, outcome}, task_duration_seconds{task}                          (worker; outcome: done,
-  retried, failed, skipped = a duplicate or a post already past the stage)
+  parked (a dependency is down), failed, skipped = a duplicate or a post already past the stage)
 - model_duration_seconds{model, backend}, model_batch_size{model, backend}             (worker: one call)
 - post_completion_seconds                                                              (receipt to done)
 - posts{status}, queue_messages{queue}                                                 (read at scrape time)

@@ -8,15 +8,11 @@ import logging
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
-from amqp.exceptions import NotFound
-from kombu.exceptions import ChannelError
 from sqlalchemy import func, select
 
 from monitoring.metrics import NAMESPACE
 
 logger = logging.getLogger(__name__)
-QUEUE_TIMEOUT = 2.0  # seconds a scrape waits for the broker
-NOT_FOUND = "404"  # AMQP's reply code for a queue nobody declared (kombu's virtual transports give it as text)
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -55,20 +51,12 @@ class QueueCollector:
         self.broker_url, self.queue = broker_url, queue
 
     def collect(self):
-        from kombu import Connection
+        from worker.broker import queue_depth
 
         family = GaugeMetricFamily(f"{NAMESPACE}_queue_messages", "Messages waiting in the broker's queue",
                                    labels=["queue"])
         try:
-            with Connection(self.broker_url, connect_timeout=QUEUE_TIMEOUT,
-                            transport_options={"socket_timeout": QUEUE_TIMEOUT}) as connection:
-                connection.ensure_connection(max_retries=1, interval_start=0, timeout=QUEUE_TIMEOUT)
-                try:
-                    _name, messages, _consumers = connection.default_channel.queue_declare(self.queue, passive=True)
-                except (ChannelError, NotFound) as exc:
-                    if str(getattr(exc, "code", "")) != NOT_FOUND:
-                        raise
-                    messages = 0  # Redis: no worker has declared the queue yet, so nothing waits in it
+            messages = queue_depth(self.broker_url, self.queue)
         except Exception as exc:  # the broker is down
             logger.warning("queue gauge unavailable: %s", exc)
             return

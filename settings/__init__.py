@@ -77,12 +77,12 @@ class Settings:
     story_length: int = 500  # characters
     story_temperature: float = 0.8
     story_top_k: int = 20
-    task_max_retries: int = 8
-    sweep_interval: float = 60.0  # seconds between sweeps for stuck posts
-    stuck_after: float = 300.0  # seconds a post may sit in a non-final state before re-enqueue
+    sweep_interval: float = 60.0  # seconds between sweeps for posts whose message was lost
+    stuck_after: float = 300.0  # seconds a post's message may be gone (or its run silent) before re-enqueue
+    retry_poll_interval: float = 5.0  # seconds between looks for parked posts that are due again
     task_queue: str = "hashtale"
-    retry_backoff: float = 2.0  # seconds before a task's first retry; doubles each retry, with jitter
-    retry_backoff_max: float = 120.0  # seconds, the cap on one retry's delay
+    retry_backoff: float = 2.0  # seconds a post is parked after its first transient failure; doubles, with jitter
+    retry_backoff_max: float = 60.0  # seconds, the cap on one parking (an outage's end is noticed within it)
     torch_threads: int = 0  # intra-op threads per process for the local backend; 0: PyTorch's default
     metrics_bind: str = "127.0.0.1:9101"  # host:port of the webhook's /metrics; empty: off
     worker_metrics_bind: str = "127.0.0.1:9102"  # host:port of the worker's /metrics; empty: off

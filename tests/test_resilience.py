@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import redis
 from sqlalchemy import select
 
 from db.schema import Post, PostStatus
+from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
 from db.session import make_engine, make_session_factory, migrate
 from tests.scratch_db import scratch_pg_database
 from tests.servers import RedisServer
@@ -29,6 +31,7 @@ K = 5
 # shorter than the poll could catch), so a kill lands mid-story and queued messages are still waiting
 STORY_LENGTH = 4000
 FAST_SWEEP = {"STUCK_AFTER": "3", "SWEEP_INTERVAL": "1"}  # seconds: a lost message is noticed quickly
+PARKING = {"RETRY_BACKOFF": "0.5", "RETRY_BACKOFF_MAX": "2", "RETRY_POLL_INTERVAL": "1"}  # seconds
 STATUS_TIMEOUT = 90.0  # seconds for a worker to start and reach a given stage
 DONE_TIMEOUT = 180.0  # seconds for every post to be done on a busy 2-core machine
 POLL = 0.05  # seconds: a kill must land inside one story
@@ -133,3 +136,32 @@ def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_na
         statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
         assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
     assert_one_set_each(sessions, post_ids)
+
+
+def test_a_redis_restart_during_an_outage_stops_no_worker(own_pg_url, redis_server, queue_name, photo_paths,
+                                                          sessions, tmp_path):
+    """Posts parked by an outage of the models, then a Redis restart: no worker holds a delayed message that kombu
+    would have to restore (that made Celery workers exit), and once the models are back every post is done."""
+    checkpoint = tmp_path / "hashtagger.pt"  # missing for now: the local models are unavailable
+    env = {"DATABASE_URL": own_pg_url, "BROKER_URL": redis_server.url, "TASK_QUEUE": queue_name,
+           "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH), "HASHTAGGER_CHECKPOINT":
+           str(checkpoint), **FAST_SWEEP, **PARKING}
+    with running_worker(env, tmp_path / "worker.log", concurrency=1, beat=True) as worker:
+        post_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, tmp_path / "media", photo_paths[20:24])
+        deadline = time.monotonic() + STATUS_TIMEOUT
+        while True:  # every post parked at least once
+            with sessions() as session:
+                parked = [session.get(Post, i).transient_failures for i in post_ids]
+            if min(parked) >= 1:
+                break
+            assert time.monotonic() < deadline, worker.log()[-4000:]
+            time.sleep(POLL)
+        redis_server.crash()
+        redis_server.start()
+        shutil.copyfile(SHIPPED_HASHTAGGER, checkpoint)  # the outage ends
+        statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+        assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
+        assert worker.proc.poll() is None and "Unrecoverable error" not in worker.log()
+    assert_one_set_each(sessions, post_ids)
+    with sessions() as session:
+        assert {session.get(Post, i).attempts for i in post_ids} == {2}  # parked runs gave their attempts back

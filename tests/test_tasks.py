@@ -16,7 +16,7 @@ from db.session import migrate
 from settings import Settings
 from worker import pipeline
 from worker.celery_app import make_celery
-from worker.sweep import claim_stuck_posts
+from worker.sweep import claim_due_retries, claim_lost_posts, lost_posts
 from worker.tasks import PostFailed, runtime
 
 K = 5
@@ -28,7 +28,7 @@ def settings(tmp_path_factory) -> Settings:
     root = tmp_path_factory.mktemp("tasks")
     s = Settings(database_url=f"sqlite:///{root / 'db.sqlite'}", broker_url=f"sqla+sqlite:///{root / 'broker.sqlite'}",
                  media_dir=str(root / "media"), hashtags_per_post=K, story_length=STORY_LENGTH,
-                 task_max_retries=2, retry_backoff=0.01, task_queue=f"tasks-{uuid.uuid4().hex[:8]}")
+                 retry_backoff=0.01, task_queue=f"tasks-{uuid.uuid4().hex[:8]}")
     migrate(s.database_url)
     return s
 
@@ -150,40 +150,95 @@ def test_a_corrupt_image_fails_the_post_at_once(app, settings, sessions, coffee_
     assert _runs("suggest_hashtags", "failed") == failed_before + 1
 
 
-def test_an_unavailable_backend_is_retried_then_fails_the_post(settings, sessions, coffee_jpeg, tmp_path):
-    broken = settings.with_(hashtagger_checkpoint=str(tmp_path / "missing.pt"))
-    app = make_celery(broken)
+def test_an_unavailable_backend_parks_the_post_until_it_is_back(app, settings, sessions, coffee_jpeg, tmp_path):
+    broken = make_celery(settings.with_(hashtagger_checkpoint=str(tmp_path / "missing.pt")))
     post_id = insert_post(settings, sessions, coffee_jpeg)
-    retried_before = _runs("suggest_hashtags", "retried")
-    result = run(app, "suggest_hashtags", post_id)  # eager: each retry runs at once
-    post, tags, _ = load(sessions, post_id)
-    assert post.status == PostStatus.FAILED and not tags and result.state == "FAILURE"
-    assert post.attempts == broken.task_max_retries + 1
-    assert _runs("suggest_hashtags", "retried") == retried_before + broken.task_max_retries
-    assert post.error.startswith(f"gave up after {broken.task_max_retries} retries: InferenceUnavailable")
+    parked_before = _runs("suggest_hashtags", "parked")
+    for attempt in range(1, 4):  # an outage: each run parks the post again, for longer
+        result = broken.tasks["worker.tasks.suggest_hashtags"].apply(args=[post_id])
+        post, tags, _ = load(sessions, post_id)
+        assert result.state == "SUCCESS"  # acknowledged: no message waits in the broker for the retry
+        assert post.status == PostStatus.TAGGING and post.retry_at is not None and not tags
+        assert post.attempts == 0 and post.transient_failures == attempt  # a parked run does not count
+        assert post.error.startswith("waiting") and "InferenceUnavailable" in post.error
+        with sessions.begin() as session:  # its retry is due
+            session.get(Post, post_id).retry_at = utcnow() - timedelta(seconds=1)
+        assert claim_due_retries(sessions) == [(post_id, PostStatus.TAGGING)]
+        assert load(sessions, post_id)[0].retry_at is None and not claim_due_retries(sessions)
+    assert _runs("suggest_hashtags", "parked") == parked_before + 3
+
+    app.set_current()
+    run(app, "suggest_hashtags", post_id)  # the backend is back: the post goes on, no failure on its record
+    run(app, "write_story", post_id)
+    post, tags, stories = load(sessions, post_id)
+    assert post.status == PostStatus.DONE and post.error is None and post.transient_failures == 0
+    assert len(tags) == K and len(stories) == 1
 
 
 def test_a_missing_post_is_ignored(app):
     assert run(app, "suggest_hashtags", 10**9).successful()
 
 
-def test_the_sweep_claims_stuck_posts_once(app, settings, sessions, coffee_jpeg):
-    received = insert_post(settings, sessions, coffee_jpeg, PostStatus.RECEIVED)
-    tagged = insert_post(settings, sessions, coffee_jpeg, PostStatus.TAGGED)
-    done = insert_post(settings, sessions, coffee_jpeg, PostStatus.DONE)
-    later = utcnow() + timedelta(seconds=settings.stuck_after + 1)
+def _stamp(sessions, post_id: int, age: float) -> None:
+    """The post was enqueued, and last touched, `age` seconds ago."""
+    with sessions.begin() as session:
+        post = session.get(Post, post_id)
+        post.enqueued_at = post.updated_at = utcnow() - timedelta(seconds=age)
 
-    claimed = dict(claim_stuck_posts(sessions, settings.stuck_after, now=later))
-    assert claimed[received] == PostStatus.RECEIVED and claimed[tagged] == PostStatus.TAGGED
-    assert done not in claimed
-    assert not claim_stuck_posts(sessions, settings.stuck_after, now=later)  # touched: not again so soon
-    assert not claim_stuck_posts(sessions, settings.stuck_after)  # nothing is stuck yet at the real now
+
+def test_the_sweep_takes_only_posts_whose_message_left_the_queue(app, settings, sessions, coffee_jpeg):
+    with sessions.begin() as session:  # other tests' posts are not this test's business
+        session.query(Post).delete()
+    old = settings.stuck_after + 10  # seconds
+    waiting = [insert_post(settings, sessions, coffee_jpeg, status) for status in
+               (PostStatus.RECEIVED, PostStatus.TAGGED, PostStatus.RECEIVED, PostStatus.RECEIVED)]
+    for age, post_id in zip((old + 4, old + 3, old + 2, old + 1), waiting):  # enqueued in this order, FIFO
+        _stamp(sessions, post_id, age)
+    dead_run = insert_post(settings, sessions, coffee_jpeg, PostStatus.TAGGING)
+    _stamp(sessions, dead_run, old)
+    parked = insert_post(settings, sessions, coffee_jpeg, PostStatus.WRITING)
+    _stamp(sessions, parked, old)
+    with sessions.begin() as session:
+        session.get(Post, parked).retry_at = utcnow() + timedelta(minutes=1)
+    fresh = insert_post(settings, sessions, coffee_jpeg)  # just enqueued: in the queue whatever its length
+    insert_post(settings, sessions, coffee_jpeg, PostStatus.DONE)
+
+    def lost(queued):
+        with sessions() as session:
+            return lost_posts(session, settings.stuck_after, queued, utcnow())
+
+    # A backlog: the queue holds the fresh post's message and all four old ones: nothing is lost.
+    assert lost(5) == [dead_run]
+    # Three messages left in the queue: those of the three newest waiting posts (the fresh one among them).
+    assert lost(3) == [dead_run, waiting[0], waiting[1]]
+    # An empty queue (a broker restart lost everything), or one that cannot be read: every old waiting post.
+    assert lost(0) == lost(None) == [dead_run, *waiting]
+    assert fresh not in lost(0) and parked not in lost(0)
+
+    claimed = claim_lost_posts(sessions, lost(0), settings.stuck_after)
+    assert dict(claimed) == {dead_run: PostStatus.TAGGING, waiting[0]: PostStatus.RECEIVED,
+                             waiting[1]: PostStatus.TAGGED, waiting[2]: PostStatus.RECEIVED,
+                             waiting[3]: PostStatus.RECEIVED}
+    assert lost(0) == [] and claim_lost_posts(sessions, [p for p, _ in claimed], settings.stuck_after) == []
+
+
+def test_a_post_that_started_meanwhile_is_not_claimed(app, settings, sessions, coffee_jpeg):
+    post_id = insert_post(settings, sessions, coffee_jpeg)
+    _stamp(sessions, post_id, settings.stuck_after + 10)
+    with sessions() as session:
+        assert post_id in lost_posts(session, settings.stuck_after, 0, utcnow())
+    with sessions.begin() as session:  # a worker had reserved its message and starts it now
+        session.get(Post, post_id).move_to(PostStatus.TAGGING)
+    assert claim_lost_posts(sessions, [post_id], settings.stuck_after) == []
 
 
 def test_the_sweep_task_enqueues_the_next_task(app, settings, sessions, coffee_jpeg):
+    with sessions.begin() as session:
+        session.query(Post).delete()
+    with app.connection_for_write() as connection:  # earlier tests' successor messages: nobody consumes them
+        connection.default_channel.queue_purge(settings.task_queue)
     post_id = insert_post(settings, sessions, coffee_jpeg, PostStatus.RECEIVED)
-    with sessions.begin() as session:  # its message was lost long ago
-        session.get(Post, post_id).updated_at = utcnow() - timedelta(seconds=2 * settings.stuck_after)
+    _stamp(sessions, post_id, 2 * settings.stuck_after)  # its message was lost long ago: the queue is empty
     app.conf.task_always_eager = True  # the re-enqueued tasks run here at once, so their effect shows
     try:
         assert app.tasks["worker.tasks.sweep_stuck_posts"].apply().get() == 1

@@ -30,6 +30,8 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_retry_on_startup=True,
         beat_schedule={
             "sweep-stuck-posts": {"task": "worker.tasks.sweep_stuck_posts", "schedule": settings.sweep_interval},
+            "enqueue-due-retries": {"task": "worker.tasks.enqueue_due_retries",
+                                    "schedule": settings.retry_poll_interval},
         },
     )
     app.conf.hashtale_settings = settings

@@ -8,7 +8,7 @@ import os
 
 from monitoring import prepare_multiprocess_dir
 from settings import Settings
-from worker.health import has_fanout
+from worker.broker import has_fanout
 
 
 def add_arguments(parser) -> None:

@@ -15,19 +15,13 @@ import time
 from pathlib import Path
 
 from celery import bootsteps
-from kombu import Connection
 
 from settings import Settings
+from worker.broker import has_fanout
 
 HEARTBEAT_INTERVAL = 10.0  # seconds
 STALE_AFTER_BEATS = 3
 PING_TIMEOUT = 5.0  # seconds
-FANOUT = "fanout"
-
-
-def has_fanout(broker_url: str) -> bool:
-    """Whether the broker can broadcast (Celery's remote control, events, Flower need it)."""
-    return FANOUT in Connection(broker_url).transport.implements.exchange_type
 
 
 def touch(path: Path) -> None:

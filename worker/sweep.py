@@ -1,8 +1,14 @@
-"""The periodic sweep: find posts stuck in a non-final state, so their task can be enqueued again.
+"""The beat's two bookkeeping jobs, as queries: posts that are due again after an outage, and posts whose message
+the broker lost.
 
-A broker that loses a message (Redis restarted without persistence, a whole worker killed while its
-message was unacknowledged on a transport that never redelivers) would otherwise lose the post. The tasks
-are idempotent, so a re-enqueued post that was merely slow costs a duplicate run, never a duplicate row.
+Lost messages (Redis restarted without persistence, a worker killed holding an unacknowledged message) would
+otherwise lose the post. A post merely waiting behind a backlog must NOT be sent again: every duplicate is a wasted
+run and a longer queue. The broker's queue is first in, first out, and every publish stamps the post's
+`enqueued_at`, so with `queued` messages waiting, the messages of the `queued` most recently enqueued waiting posts
+are the ones still there; a waiting post older than those has had its message taken. Taken but not started is a
+message a worker has just reserved: the sweep looks again after RESERVED_GRACE, and a post whose run started by
+then is not lost. Duplicates and other queues' messages only make `queued` larger, so the sweep errs on the side
+of sending nothing; a post it misses is found by a later sweep, once the queue has drained past it.
 """
 from __future__ import annotations
 
@@ -11,28 +17,67 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.schema import FINAL_STATUSES, Post, PostStatus, utcnow
+from db.schema import Post, PostStatus, utcnow
 
 SWEEP_BATCH = 1000  # posts re-enqueued per sweep at most; the rest wait for the next sweep
+WAITING = (PostStatus.RECEIVED, PostStatus.TAGGED)  # a message for the next stage should be in the queue
+RUNNING = (PostStatus.TAGGING, PostStatus.WRITING)  # a worker has the post, or had it and died (or parked it)
+RESERVED_GRACE = 2.0  # seconds for a worker to start a message it has reserved
 
 
-def claim_stuck_posts(session_factory: sessionmaker[Session], stuck_after: float,
-                      now: datetime | None = None) -> list[tuple[int, PostStatus]]:
-    """Posts untouched for `stuck_after` seconds in a non-final state, oldest first.
+def lost_posts(session: Session, stuck_after: float, queued: int | None, now: datetime) -> list[int]:
+    """Ids of posts whose message is gone, untouched for `stuck_after` seconds: waiting posts beyond the queue's
+    window (all of them when `queued` is None: the queue could not be read), and runs that died (running, not
+    parked). A read: the caller claims them."""
+    cutoff = now - timedelta(seconds=stuck_after)
+    dead = session.scalars(
+        select(Post.id).where(Post.status.in_(RUNNING), Post.retry_at.is_(None), Post.updated_at < cutoff)
+        .order_by(Post.updated_at, Post.id).limit(SWEEP_BATCH)
+    ).all()
+    still_queued = (
+        select(Post.id).where(Post.status.in_(WAITING)).order_by(Post.enqueued_at.desc(), Post.id.desc())
+        .limit(queued).scalar_subquery()
+    ) if queued else None
+    waiting = select(Post.id).where(Post.status.in_(WAITING), Post.enqueued_at < cutoff)
+    if still_queued is not None:
+        waiting = waiting.where(Post.id.not_in(still_queued))
+    beyond = session.scalars(waiting.order_by(Post.enqueued_at, Post.id).limit(SWEEP_BATCH)).all()
+    return list(dead) + list(beyond)
 
-    Their `updated_at` is set to now in the same transaction, so the next sweep leaves them alone for
-    another `stuck_after` seconds. The caller enqueues them after this returns (after the commit).
-    """
+
+def claim_lost_posts(session_factory: sessionmaker[Session], candidates: list[int], stuck_after: float,
+                     now: datetime | None = None) -> list[tuple[int, PostStatus]]:
+    """The candidates that are still lost (same test, row-locked, skipping posts a task holds), stamped as
+    enqueued now so that the next sweep leaves them alone; the caller enqueues them after this returns."""
+    if not candidates:
+        return []
     now = now or utcnow()
     cutoff = now - timedelta(seconds=stuck_after)
     with session_factory.begin() as session:
         rows = session.execute(
             select(Post.id, Post.status)
-            .where(Post.status.not_in(FINAL_STATUSES), Post.updated_at < cutoff)
-            .order_by(Post.updated_at, Post.id)
-            .limit(SWEEP_BATCH)
-            .with_for_update(skip_locked=True)  # a post locked by a running task is not stuck
+            .where(Post.id.in_(candidates), Post.retry_at.is_(None),
+                   ((Post.status.in_(WAITING)) & (Post.enqueued_at < cutoff))
+                   | ((Post.status.in_(RUNNING)) & (Post.updated_at < cutoff)))
+            .order_by(Post.id)
+            .with_for_update(skip_locked=True)
         ).all()
         if rows:
-            session.execute(update(Post).where(Post.id.in_([r.id for r in rows])).values(updated_at=now))
+            session.execute(update(Post).where(Post.id.in_([r.id for r in rows]))
+                            .values(enqueued_at=now, updated_at=now))
+    return [(r.id, r.status) for r in rows]
+
+
+def claim_due_retries(session_factory: sessionmaker[Session], now: datetime | None = None
+                      ) -> list[tuple[int, PostStatus]]:
+    """Parked posts whose retry_at has come: un-parked and stamped as enqueued now, for the caller to enqueue."""
+    now = now or utcnow()
+    with session_factory.begin() as session:
+        rows = session.execute(
+            select(Post.id, Post.status).where(Post.retry_at <= now).order_by(Post.retry_at, Post.id)
+            .limit(SWEEP_BATCH).with_for_update(skip_locked=True)
+        ).all()
+        if rows:
+            session.execute(update(Post).where(Post.id.in_([r.id for r in rows]))
+                            .values(retry_at=None, enqueued_at=now, updated_at=now))
     return [(r.id, r.status) for r in rows]

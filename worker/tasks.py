@@ -4,11 +4,16 @@ runs twice leaves exactly one set of rows. The next task is enqueued only after 
 
 suggest_hashtags(post_id): received/tagging → tagging → tagged, then enqueues write_story(post_id)
 write_story(post_id):      tagged/writing  → writing → done
-sweep_stuck_posts():       re-enqueues posts stuck in a non-final state (run by beat)
+enqueue_due_retries():     re-enqueues parked posts whose retry_at has come (run by beat, every few seconds)
+sweep_stuck_posts():       re-enqueues posts whose message the broker lost (run by beat, worker/sweep.py)
 
-A post that fails for good ends its task in Celery's FAILURE state with the reason (PostFailed, declared in
-`throws`, so it is logged without a traceback and never retried): Flower and `celery events` see failed posts.
-Every run is counted by outcome (monitoring/: done, retried, failed, skipped).
+An outage of a dependency (Triton, the local models, the database) is not the post's fault: the run is parked,
+not failed. It gives its attempt back and sets the post's `retry_at` (exponential backoff with jitter, capped),
+and the message is acknowledged. No delayed (ETA) message waits in the broker or in a worker, so a broker restart
+loses no retry and strands no worker (kombu's restore of unacknowledged ETA messages crashed workers on a Redis
+restart). Only a fault of the post itself fails it: it then ends its task in Celery's FAILURE state with the
+reason (PostFailed, declared in `throws`, so it is logged without a traceback and never retried): Flower and
+`celery events` see failed posts. Every run is counted by outcome (monitoring/: done, parked, failed, skipped).
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import timedelta, timezone
 from typing import Any, Callable
 
 from celery import shared_task
@@ -33,14 +38,18 @@ from inference import InferenceBackend, InferenceUnavailable, make_backend
 from monitoring.metrics import MODEL_BATCH, MODEL_LATENCY, POST_COMPLETION, TASK_LATENCY, TASK_RUNS
 from settings import Settings
 from worker import pipeline
-from worker.sweep import claim_stuck_posts
+from worker.broker import queue_depth
+from worker.sweep import RESERVED_GRACE, claim_due_retries, claim_lost_posts, lost_posts
 
 logger = get_task_logger(__name__)
 
-TRANSIENT_ERRORS = (InferenceUnavailable, OperationalError)  # retried with backoff; anything else fails the post
+TRANSIENT_ERRORS = (InferenceUnavailable, OperationalError)  # park the post and retry later; others fail it
 ERROR_MAX_CHARS = 2000  # of the reason stored on a failed post
 STAGES_PER_POST = 2  # tagging, writing
-REDELIVERY_ALLOWANCE = 4  # runs per post beyond its retries (worker deaths, sweep duplicates) before giving up
+# Runs per post that may start and never end (a worker killed mid-run, a redelivered duplicate) before the post
+# is given up: one that kills every worker that takes it (say, out of memory) must not loop forever.
+REDELIVERY_ALLOWANCE = 6
+MAX_RUNS = STAGES_PER_POST + REDELIVERY_ALLOWANCE
 
 
 class PostFailed(Exception):
@@ -54,10 +63,6 @@ class Runtime:
     settings: Settings
     session_factory: sessionmaker[Session]
     backend: InferenceBackend
-
-    @property
-    def max_runs(self) -> int:
-        return STAGES_PER_POST * (self.settings.task_max_retries + 1) + REDELIVERY_ALLOWANCE
 
 
 @functools.lru_cache(maxsize=None)
@@ -92,7 +97,7 @@ def start(rt: Runtime, post_id: int, stage: Stage, read: Callable[[Session, Post
             logger.info("post %s: %s, nothing to do for %s", post_id,
                         "missing" if post is None else post.status.value, stage.running.value)
             return False, None
-        if post.attempts < rt.max_runs:
+        if post.attempts < MAX_RUNS:
             post.move_to(stage.running)
             post.attempts += 1
             return True, read(session, post)
@@ -111,6 +116,8 @@ def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session],
         replace(session)
         post.move_to(stage.finished)
         post.error = None
+        post.transient_failures = 0
+        post.enqueued_at = utcnow()  # the next stage's message is published right after this commit
         received = post.created_at
     if stage.finished is PostStatus.DONE:
         received = received if received.tzinfo else received.replace(tzinfo=timezone.utc)  # SQLite drops the zone
@@ -135,6 +142,20 @@ def backoff(retries: int, settings: Settings) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+def park(rt: Runtime, post_id: int, stage: Stage, reason: str) -> None:
+    """A dependency is unavailable: this run gives its attempt back and the post waits until its retry_at."""
+    with rt.session_factory.begin() as session:
+        post = session.get(Post, post_id, with_for_update=True)
+        if post is None or post.status != stage.running:
+            return
+        delay = backoff(post.transient_failures, rt.settings)
+        post.transient_failures += 1
+        post.attempts -= 1
+        post.retry_at = utcnow() + timedelta(seconds=delay)
+        post.error = f"waiting {delay:.0f} s for a dependency: {reason}"[:ERROR_MAX_CHARS]
+    logger.info("post %s parked for %.1f s: %s", post_id, delay, reason)
+
+
 def run_stage(task, post_id: int, stage: Stage, read: Callable[[Session, Post], Any],
               compute: Callable[[Runtime, Any], Any], replace: Callable[[Session, Any], None]) -> bool:
     """The shape shared by both tasks; returns True when this run moved the post to the stage's end.
@@ -155,11 +176,12 @@ def run_stage(task, post_id: int, stage: Stage, read: Callable[[Session, Post], 
             outcome = "failed"
             raise
         except TRANSIENT_ERRORS as exc:
-            if task.request.retries < rt.settings.task_max_retries:
-                logger.info("post %s: transient %s, retry %d", post_id, type(exc).__name__, task.request.retries + 1)
-                outcome = "retried"
-                raise task.retry(exc=exc, countdown=backoff(task.request.retries, rt.settings))
-            reason = f"gave up after {task.request.retries} retries: {type(exc).__name__}: {exc}"
+            outcome = "parked"
+            try:
+                park(rt, post_id, stage, f"{type(exc).__name__}: {exc}")
+            except OperationalError as db_exc:  # the database itself is away: the sweep finds the post later
+                logger.warning("post %s: could not park (%s); the sweep will re-enqueue it", post_id, db_exc)
+            return False
         except Exception as exc:  # permanent: a bad image, a model error; retrying would fail the same way
             reason = f"{type(exc).__name__}: {exc}"
         outcome = "failed"
@@ -183,7 +205,7 @@ def _read_image_path(session: Session, post: Post) -> str:
     return post.image_path
 
 
-@shared_task(bind=True, name="worker.tasks.suggest_hashtags", max_retries=None, throws=(PostFailed,))
+@shared_task(bind=True, name="worker.tasks.suggest_hashtags", throws=(PostFailed,))
 def suggest_hashtags(self, post_id: int) -> None:
     def compute(rt: Runtime, image_path: str) -> list[Hashtag]:
         image = pipeline.read_image(rt.settings, image_path)
@@ -198,7 +220,7 @@ def suggest_hashtags(self, post_id: int) -> None:
         write_story.delay(post_id)
 
 
-@shared_task(bind=True, name="worker.tasks.write_story", max_retries=None, throws=(PostFailed,))
+@shared_task(bind=True, name="worker.tasks.write_story", throws=(PostFailed,))
 def write_story(self, post_id: int) -> None:
     def read(session: Session, post: Post) -> str | None:
         return session.scalar(select(Hashtag.text).where(Hashtag.post_id == post_id).order_by(Hashtag.rank).limit(1))
@@ -222,16 +244,39 @@ NEXT_TASK = {
 }
 
 
+def _enqueue(claimed: list[tuple[int, PostStatus]]) -> None:
+    for post_id, status in claimed:
+        NEXT_TASK[status].delay(post_id)
+
+
+@shared_task(bind=True, name="worker.tasks.enqueue_due_retries")
+def enqueue_due_retries(self) -> int:
+    """Re-enqueue the next task of every parked post whose retry_at has come; returns how many."""
+    due = claim_due_retries(runtime(app_settings(self.app)).session_factory)
+    _enqueue(due)
+    return len(due)
+
+
 @shared_task(bind=True, name="worker.tasks.sweep_stuck_posts")
 def sweep_stuck_posts(self) -> int:
-    """Re-enqueue the next task of every post stuck in a non-final state; returns how many."""
+    """Re-enqueue the next task of every post whose message is gone (worker/sweep.py); returns how many."""
     settings = app_settings(self.app)
-    stuck = claim_stuck_posts(runtime(settings).session_factory, settings.stuck_after)
-    for post_id, status in stuck:
-        NEXT_TASK[status].delay(post_id)
-    if stuck:
-        logger.warning("sweep re-enqueued %d stuck posts: %s", len(stuck), [post_id for post_id, _ in stuck])
-    return len(stuck)
+    sessions = runtime(settings).session_factory
+    try:
+        queued = queue_depth(settings.broker_url, settings.task_queue)
+    except Exception as exc:  # the broker is away: every old waiting post counts as lost
+        logger.warning("sweep: queue depth unknown (%s)", exc)
+        queued = None
+    with sessions() as session:
+        candidates = lost_posts(session, settings.stuck_after, queued, utcnow())
+    if candidates:
+        time.sleep(RESERVED_GRACE)  # a message a worker has just reserved starts meanwhile
+    lost = claim_lost_posts(sessions, candidates, settings.stuck_after)
+    _enqueue(lost)
+    if lost:
+        logger.warning("sweep re-enqueued %d posts whose message was lost (%s queued): %s", len(lost), queued,
+                       [post_id for post_id, _ in lost])
+    return len(lost)
 
 
 @worker_process_init.connect
