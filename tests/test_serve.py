@@ -86,3 +86,31 @@ def test_serve_tags_and_tells_a_posted_photo_within_30_seconds(served, coffee_jp
 
     proc.send_signal(signal.SIGTERM)  # serve stops its children itself
     assert proc.wait(timeout=STOP_TIMEOUT) == 0  # a clean stop of webhook, worker and beat
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def test_serve_restarts_a_child_that_exits(served, coffee_jpeg):
+    """Supervision: the worker is killed (and could as well exit 0, as Celery does on some broker errors): serve
+    starts it again and the next post is processed."""
+    base, proc, log_path = served
+    (worker,) = [pid for pid in _children(proc.pid) if b" worker" in open(f"/proc/{pid}/cmdline", "rb").read()
+                 .replace(b"\0", b" ")]
+    for pid in [*_children(worker), worker]:  # its pool processes, then the worker itself
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + START_TIMEOUT
+    while "worker exited with" not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(POLL)
+
+    response = requests.post(f"{base}/webhook", files={"image": ("coffee.jpg", coffee_jpeg, "image/jpeg")},
+                             data={"external_id": "after-restart"}, timeout=10)
+    assert response.status_code == 202, response.text
+    status_url = base + response.json()["status_url"]
+    deadline = time.monotonic() + START_TIMEOUT + RESULT_TIMEOUT  # the new worker loads the models first
+    while (post := requests.get(status_url, timeout=5).json())["status"] not in ("done", "failed"):
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(POLL)
+    assert post["status"] == "done" and proc.poll() is None

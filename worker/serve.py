@@ -3,8 +3,12 @@
 Runs the webhook (gunicorn) and a Celery worker with an embedded beat (for the sweep) as child processes,
 with whatever the environment configures — by default SQLite for the posts, kombu's SQLAlchemy transport on
 a second SQLite file as the broker (a real broker that needs no server) and the models in the worker
-process. Posts are processed asynchronously, exactly as in the full stack. Stops everything when any child
-exits or on SIGINT/SIGTERM.
+process. Posts are processed asynchronously, exactly as in the full stack.
+
+Supervision: a child that exits, for whatever reason and with whatever code (a Celery worker exits 0 on some
+broker errors), is started again, after RESTART_DELAY seconds doubling per quick successive exit up to
+RESTART_DELAY_MAX (a child that ran HEALTHY_AFTER seconds starts from RESTART_DELAY again). SIGINT/SIGTERM stop
+everything.
 """
 from __future__ import annotations
 
@@ -23,6 +27,9 @@ DEFAULT_PORT = 8080
 GUNICORN_CONF = PROJECT_ROOT / "webhook" / "gunicorn.conf.py"  # the webhook's tuned processes and threads
 SUPERVISE_INTERVAL = 0.5  # seconds between checks that the children are alive
 STOP_GRACE = 20.0  # seconds a child gets to finish its current request or task before SIGKILL
+RESTART_DELAY = 1.0  # seconds before a child that exited is started again
+RESTART_DELAY_MAX = 30.0  # seconds
+HEALTHY_AFTER = 60.0  # seconds of running after which a child's next exit is treated as a first one
 
 
 def add_arguments(parser) -> None:
@@ -69,15 +76,42 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with tempfile.TemporaryDirectory(prefix="hashtale-beat-") as beat_dir:
-        children = {name: subprocess.Popen(cmd, env=os.environ.copy())
-                    for name, cmd in _commands(args, Path(beat_dir) / "schedule").items()}
+        commands = _commands(args, Path(beat_dir) / "schedule")
+        children = {name: _Child(name, command) for name, command in commands.items()}
         try:
             while not stopping:
-                exited = [name for name, proc in children.items() if proc.poll() is not None]
-                if exited:
-                    print(f"hashtale serve: {', '.join(exited)} exited; stopping", file=sys.stderr, flush=True)
-                    return 1
+                for child in children.values():
+                    child.supervise()
                 time.sleep(SUPERVISE_INTERVAL)
         finally:
-            _stop(children)
+            _stop({name: child.proc for name, child in children.items() if child.proc is not None})
     return 0
+
+
+class _Child:
+    """One supervised child process: started now, and again whenever it exits (with a growing delay)."""
+
+    def __init__(self, name: str, command: list[str]):
+        self.name, self.command = name, command
+        self.delay = RESTART_DELAY
+        self.restart_at: float | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.command, env=os.environ.copy())
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def supervise(self) -> None:
+        now = time.monotonic()
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.start()
+            return
+        code = self.proc.poll()
+        if code is None:
+            return
+        self.delay = RESTART_DELAY if now - self.started >= HEALTHY_AFTER else min(2 * self.delay, RESTART_DELAY_MAX)
+        print(f"hashtale serve: {self.name} exited with {code}; restarting in {self.delay:.0f} s",
+              file=sys.stderr, flush=True)
+        self.restart_at = now + self.delay
