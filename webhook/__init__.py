@@ -8,6 +8,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, ServiceUnavailable
 
 from settings import Settings
+from webhook.body import CheckedBody
 from webhook.integers import BoundedIntConverter
 from settings.secret_key import resolve_secret_key
 from worker.celery_app import celery_init_app
@@ -48,6 +49,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin.bp)
 
     celery_init_app(app)
+    app.wsgi_app = CheckedBody(app.wsgi_app)
     return app
 
 
