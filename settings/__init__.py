@@ -14,7 +14,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
 MIB = 1024 * 1024
 DEFAULT_MAX_CONTENT_LENGTH = 16 * MIB  # bytes; a base64 JSON body of a 12 MB photo still fits
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # width*height; a 20000x20000 PNG bomb is 400 MP
+DEFAULT_MAX_IMAGE_PIXELS = 24_000_000  # width*height (a 6000x4000 camera); a 20000x20000 PNG bomb is 400 MP
 DEFAULT_MAX_IMAGE_SIDE = 12_000  # px
 
 

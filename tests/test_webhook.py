@@ -127,6 +127,13 @@ def test_concurrent_duplicates_make_one_post(make_app):
     assert len(queued_post_ids(app)) == 1
 
 
+def test_a_panorama_up_to_the_aspect_limit_is_accepted(make_app):
+    from models.image import MAX_ASPECT_RATIO
+
+    response = _post_photo(make_app().test_client(), encoded("PNG", size=(16 * MAX_ASPECT_RATIO, 16)))
+    assert response.status_code == 202, response.get_data(as_text=True)
+
+
 def test_exif_orientation_is_applied_to_the_stored_size(make_app):
     app = make_app()
     response = _post_photo(app.test_client(), rotated_jpeg(width=40, height=20))
