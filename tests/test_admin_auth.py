@@ -295,3 +295,19 @@ def test_trusted_hosts_and_secure_cookies(database_url, tmp_path, post_id):
                            data={"csrf_token": token, "username": "ann", "password": PASSWORD})
     assert response.status_code == 302
     assert "; Secure" in response.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_with_a_redis_broker_every_process_shares_the_log_in_counts(database_url, tmp_path, post_id, redis_url):
+    import uuid
+
+    from webhook import create_app
+
+    config = {"database_url": database_url, "media_dir": str(tmp_path / "media"), "secret_key": "k" * 40,
+              "broker_url": redis_url, "login_rate_limit": "2 per minute"}
+    # Counts in Redis outlive the test: an address and a username of this run only.
+    address, username = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.1", f"nobody-{uuid.uuid4().hex}"
+    first = create_app(config).test_client()  # two gunicorn workers, say
+    assert [_attempt(first, username, "wrong password", address) for _ in range(2)] == [401, 401]
+    second = create_app(config).test_client()
+    assert _attempt(second, username, "wrong password", address) == 429
