@@ -62,6 +62,9 @@ class Settings:
     # Failed admin log-ins allowed per client address and per username (Flask-Limiter syntax, ";" between limits).
     login_rate_limit: str = "5 per minute;30 per hour"
     ratelimit_storage_url: str = ""  # where log-in failures are counted; empty: see webhook/throttle.py
+    # Reverse proxies in front of the app whose X-Forwarded-For / X-Forwarded-Proto are believed (the client's
+    # address for log-in throttling, https for cookies); 0: the app faces clients directly and ignores them.
+    trusted_proxies: int = 0
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_image_side: int = DEFAULT_MAX_IMAGE_SIDE

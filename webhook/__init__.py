@@ -6,6 +6,7 @@ from dataclasses import fields
 from flask import Flask, Response, current_app, json
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, ServiceUnavailable
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from settings import Settings
 from webhook.body import CheckedBody
@@ -50,6 +51,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     celery_init_app(app)
     app.wsgi_app = CheckedBody(app.wsgi_app)
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     return app
 
 
