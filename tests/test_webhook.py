@@ -468,3 +468,22 @@ def test_under_gunicorn_a_short_or_badly_chunked_body_is_a_400_that_stores_nothi
     assert _raw_request(gunicorn_server, chunked, f"{len(body):x}\r\n".encode() + body[:50]) == 400
     assert _raw_request(gunicorn_server, chunked, f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n") == 202
     assert not list((tmp_path / "media").rglob("*.jpg"))[1:]  # only the complete post's photo
+
+
+def test_the_fast_multipart_path_and_werkzeugs_decoder_agree():
+    import random
+
+    from webhook import multipart
+
+    rng = random.Random(0)
+    for _ in range(300):
+        fields = {name: bytes(rng.randrange(256) for _ in range(rng.randint(0, 40)))
+                  for name in rng.sample(["external_id", "caption", "author", "extra"], rng.randint(0, 4))}
+        image = bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))
+        boundary = f"b{rng.randrange(10**9)}"
+        body = b"".join(b"--" + boundary.encode() + b'\r\nContent-Disposition: form-data; name="' + name.encode()
+                        + b'"\r\n\r\n' + value + b"\r\n" for name, value in fields.items())
+        body += (b"--" + boundary.encode() + b'\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+                 b"Content-Type: image/jpeg\r\n\r\n" + image + b"\r\n--" + boundary.encode() + b"--\r\n")
+        fast = multipart._split_crlf(body, boundary)
+        assert fast is not None and fast == multipart._decode(body, boundary)  # raw bytes alike, whatever they are
