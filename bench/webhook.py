@@ -18,6 +18,7 @@ import json
 import os
 import random
 import runpy
+import secrets
 import shutil
 import signal
 import socket
@@ -137,7 +138,8 @@ def free_port() -> int:
 def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "webhook/gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
-        cwd=PROJECT_ROOT, env={**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)},
+        # A PostgreSQL deployment refuses to start without a SECRET_KEY (settings/secret_key.py).
+        cwd=PROJECT_ROOT, env={"SECRET_KEY": secrets.token_hex(), **os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)},
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:

@@ -18,8 +18,11 @@ ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 INPUT_SIZE = 224  # px, the encoder's input side
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = 24_000_000  # as settings.DEFAULT_MAX_IMAGE_PIXELS (bench/prepare.py: the cost of the largest)
 DEFAULT_MAX_SIDE = 12_000
+# Long side / short side. to_tensor scales the short side to INPUT_SIZE, so the long side becomes
+# INPUT_SIZE * ratio px: a 12000x1 PNG (115 bytes) would be resized to 2688000x224. Panoramas stay well inside.
+MAX_ASPECT_RATIO = 20
 EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> the transpose that makes the pixels upright (2..8; 1 or anything else: as stored).
 UPRIGHT = {
@@ -48,7 +51,8 @@ class DecodedImage:
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE) -> DecodedImage:
     """Fully decode `data`, refusing other formats, decompression bombs and truncated files.
 
-    The size check happens on the header, before any pixel is decoded, so a bomb costs nothing.
+    The size checks (pixels, side, aspect ratio) happen on the header, before any pixel is decoded, so a bomb
+    costs nothing, and neither does an image whose resize for the model would be huge.
     """
     if not data:
         raise InvalidImage("empty image")
@@ -64,6 +68,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: in
                 raise InvalidImage(
                     f"image too large: {width}x{height} px (limit {max_pixels} pixels, {max_side} px a side)"
                 )
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise InvalidImage(f"image too far from square: {width}x{height} px (at most {MAX_ASPECT_RATIO}:1)")
             img.load()  # full decode: raises on truncated data (LOAD_TRUNCATED_IMAGES stays False)
     except InvalidImage:
         raise
@@ -73,7 +79,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: in
         raise InvalidImage("not an image (or an unrecognised format); send JPEG, PNG or WebP") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InvalidImage(f"corrupt or truncated image: {exc}") from exc
-    return DecodedImage(image=_upright(img).convert("RGB"), format=fmt)
+    img = _upright(img)
+    return DecodedImage(image=img if img.mode == "RGB" else img.convert("RGB"), format=fmt)  # no copy if RGB
 
 
 def _upright(img: Image.Image) -> Image.Image:

@@ -16,7 +16,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
 MIB = 1024 * 1024
 DEFAULT_MAX_CONTENT_LENGTH = 16 * MIB  # bytes; a base64 JSON body of a 12 MB photo still fits
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # width*height; a 20000x20000 PNG bomb is 400 MP
+DEFAULT_MAX_IMAGE_PIXELS = 24_000_000  # width*height (a 6000x4000 camera); a 20000x20000 PNG bomb is 400 MP
 DEFAULT_MAX_IMAGE_SIDE = 12_000  # px
 
 
@@ -67,6 +67,9 @@ class Settings:
     # Failed admin log-ins allowed per client address and per username (Flask-Limiter syntax, ";" between limits).
     login_rate_limit: str = "5 per minute;30 per hour"
     ratelimit_storage_url: str = ""  # where log-in failures are counted; empty: see webhook/throttle.py
+    # Reverse proxies in front of the app whose X-Forwarded-For / X-Forwarded-Proto are believed (the client's
+    # address for log-in throttling, https for cookies); 0: the app faces clients directly and ignores them.
+    trusted_proxies: int = 0
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     max_image_side: int = DEFAULT_MAX_IMAGE_SIDE

@@ -305,3 +305,39 @@ def test_a_deployment_can_leave_the_admin_pages_out(database_url, tmp_path):
     client = app.test_client()
     assert client.get("/admin/").status_code == 404 and client.get("/admin/login").status_code == 404
     assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_with_a_redis_broker_every_process_shares_the_log_in_counts(database_url, tmp_path, post_id, redis_url):
+    import uuid
+
+    from webhook import create_app
+
+    config = {"database_url": database_url, "media_dir": str(tmp_path / "media"), "secret_key": "k" * 40,
+              "broker_url": redis_url, "login_rate_limit": "2 per minute"}
+    # Counts in Redis outlive the test: an address and a username of this run only.
+    address, username = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.1", f"nobody-{uuid.uuid4().hex}"
+    first = create_app(config).test_client()  # two gunicorn workers, say
+    assert [_attempt(first, username, "wrong password", address) for _ in range(2)] == [401, 401]
+    second = create_app(config).test_client()
+    assert _attempt(second, username, "wrong password", address) == 429
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_client_address_comes_from_a_proxy_only_when_one_is_trusted(database_url, tmp_path, post_id):
+    from webhook import create_app
+
+    def attempts(trusted_proxies: int) -> list[int]:
+        app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"), "secret_key": "k" * 40,
+                          "login_rate_limit": "1 per minute", "trusted_proxies": trusted_proxies})
+        client = app.test_client()
+        statuses = []
+        for n, forwarded in enumerate(["203.0.113.1", "203.0.113.2"]):
+            token = csrf_token(client.get("/admin/login").get_data(as_text=True))
+            statuses.append(client.post("/admin/login", headers={"X-Forwarded-For": forwarded},
+                                        data={"csrf_token": token, "username": f"user{n}", "password": "wrong"},
+                                        environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code)
+        return statuses
+
+    assert attempts(trusted_proxies=0) == [401, 429]  # a forged header does not make a new client
+    assert attempts(trusted_proxies=1) == [401, 401]  # behind a proxy: two clients

@@ -127,6 +127,13 @@ def test_concurrent_duplicates_make_one_post(make_app):
     assert len(queued_post_ids(app)) == 1
 
 
+def test_a_panorama_up_to_the_aspect_limit_is_accepted(make_app):
+    from models.image import MAX_ASPECT_RATIO
+
+    response = _post_photo(make_app().test_client(), encoded("PNG", size=(16 * MAX_ASPECT_RATIO, 16)))
+    assert response.status_code == 202, response.get_data(as_text=True)
+
+
 def test_exif_orientation_is_applied_to_the_stored_size(make_app):
     app = make_app()
     response = _post_photo(app.test_client(), rotated_jpeg(width=40, height=20))
@@ -436,3 +443,47 @@ def test_a_malformed_exif_tag_besides_the_orientation_still_gives_an_upright_pho
     assert response.status_code == 202, response.get_data(as_text=True)
     post = get_post(app, response.get_json()["id"])
     assert (post.width, post.height) == (20, 30)  # stored 30x20, EXIF says rotate 90°
+
+
+def _raw_request(base: str, head: bytes, body: bytes) -> int:
+    """Send `head` + `body` on one connection, close our side, and return the status code of the answer."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(head + body)
+        conn.shutdown(socket.SHUT_WR)  # the client is done: the server sees the end of the body here
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_under_gunicorn_a_short_or_badly_chunked_body_is_a_400_that_stores_nothing(gunicorn_server, tmp_path):
+    photo = FileStorage(io.BytesIO(encoded("JPEG")), filename="p.jpg", content_type="image/jpeg")
+    boundary, body = encode_multipart({"image": photo})
+    head = (f"POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Connection: close\r\n").encode()
+    assert _raw_request(gunicorn_server, head + f"Content-Length: {len(body)}\r\n\r\n".encode(), body[:-100]) == 400
+    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n"
+    assert _raw_request(gunicorn_server, chunked, b"zz\r\n" + body + b"\r\n0\r\n\r\n") == 400
+    assert _raw_request(gunicorn_server, chunked, f"{len(body):x}\r\n".encode() + body[:50]) == 400
+    assert _raw_request(gunicorn_server, chunked, f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n") == 202
+    assert not list((tmp_path / "media").rglob("*.jpg"))[1:]  # only the complete post's photo
+
+
+def test_the_fast_multipart_path_and_werkzeugs_decoder_agree():
+    import random
+
+    from webhook import multipart
+
+    rng = random.Random(0)
+    for _ in range(300):
+        fields = {name: bytes(rng.randrange(256) for _ in range(rng.randint(0, 40)))
+                  for name in rng.sample(["external_id", "caption", "author", "extra"], rng.randint(0, 4))}
+        image = bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))
+        boundary = f"b{rng.randrange(10**9)}"
+        body = b"".join(b"--" + boundary.encode() + b'\r\nContent-Disposition: form-data; name="' + name.encode()
+                        + b'"\r\n\r\n' + value + b"\r\n" for name, value in fields.items())
+        body += (b"--" + boundary.encode() + b'\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n'
+                 b"Content-Type: image/jpeg\r\n\r\n" + image + b"\r\n--" + boundary.encode() + b"--\r\n")
+        fast = multipart._split_crlf(body, boundary)
+        assert fast is not None and fast == multipart._decode(body, boundary)  # raw bytes alike, whatever they are

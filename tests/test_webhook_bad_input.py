@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from PIL import Image
 
 from tests.webhook_support import (  # noqa: F401  (migrated_templates is a fixture)
     EXIF_TIFF_MAGIC_AT, app_config, fresh_database, media_files, migrated_templates, photo_with_exif, png_bomb,
@@ -45,10 +46,14 @@ def bomb() -> bytes:
 
 @pytest.fixture(scope="module")
 def gif() -> bytes:
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("RGB", (32, 32), "red").save(buf, format="GIF")
+    return buf.getvalue()
+
+
+def _blank_png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (width, height)).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -79,6 +84,8 @@ CASES = {
     "empty image": ("open", lambda f: _multipart(b""), 400, "empty"),
     "truncated JPEG": ("open", lambda f: _multipart(f["truncated_jpeg"]), 400, "truncated"),
     "20000x20000 PNG bomb": ("open", lambda f: _multipart(f["bomb"]), 400, "too large"),
+    "12000x1 PNG (77 bytes)": ("open", lambda f: _multipart(_blank_png(12000, 1)), 400, "square"),
+    "1x21 PNG": ("open", lambda f: _multipart(_blank_png(1, 21)), 400, "square"),
     "GIF": ("open", lambda f: _multipart(f["gif"]), 400, "GIF"),
     "GIF as JSON": ("open", lambda f: _json({"image": _b64(f["gif"])}), 400, "GIF"),
     "oversized body": ("open", lambda f: _multipart(b"\xff" * f["max_content_length"]), 413, "large"),

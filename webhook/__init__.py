@@ -6,8 +6,10 @@ from dataclasses import fields
 from flask import Flask, Response, current_app, json
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, ServiceUnavailable
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from settings import Settings
+from webhook.body import CheckedBody
 from webhook.integers import BoundedIntConverter
 from settings.secret_key import resolve_secret_key
 from worker.celery_app import celery_init_app
@@ -50,6 +52,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.register_blueprint(admin.bp)
 
     celery_init_app(app)
+    app.wsgi_app = CheckedBody(app.wsgi_app)
+    if settings.trusted_proxies:
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     return app
 
 

@@ -19,6 +19,7 @@ from settings import Settings
 REDIS_SCHEMES = ("redis://", "rediss://")
 MEMORY_STORAGE = "memory://"
 FAILED_LOGIN_STATUS = 401
+TOO_MANY = "too many failed log-ins from this address or for this username; retry after Retry-After seconds"
 
 limiter = Limiter(key_func=get_remote_address, in_memory_fallback_enabled=True)
 
@@ -52,6 +53,7 @@ def _username() -> str:
 def throttle_failed_logins(view):
     """Decorate the log-in view: POSTs are refused once failures from this address, or for this username, pass
     the limit (the username limit stops one password guessed from many addresses)."""
-    per_user = limiter.limit(_login_limit, key_func=_username, methods=["POST"], deduct_when=_failed)
-    per_address = limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed)
+    per_user = limiter.limit(_login_limit, key_func=_username, methods=["POST"], deduct_when=_failed,
+                             error_message=TOO_MANY)
+    per_address = limiter.limit(_login_limit, methods=["POST"], deduct_when=_failed, error_message=TOO_MANY)
     return per_address(per_user(view))
