@@ -1,6 +1,6 @@
 """`hashtale serve`: the embedded default in one command.
 
-Runs the webhook (gunicorn) and a Celery worker with an embedded beat (for the sweep) as child processes,
+Runs the webhook (waitress: webhook/embedded_server.py) and a Celery worker with an embedded beat (for the sweep) as child processes,
 with whatever the environment configures — by default SQLite for the posts, kombu's SQLAlchemy transport on
 a second SQLite file as the broker (a real broker that needs no server) and the models in the worker
 process. Posts are processed asynchronously, exactly as in the full stack.
@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 
 from db.session import migrate
-from settings import PROJECT_ROOT, Settings
+from settings import Settings
 
 DEFAULT_PORT = 8080
-GUNICORN_CONF = PROJECT_ROOT / "webhook" / "gunicorn.conf.py"  # the webhook's tuned processes and threads
 SUPERVISE_INTERVAL = 0.5  # seconds between checks that the children are alive
 STOP_GRACE = 20.0  # seconds a child gets to finish its current request or task before SIGKILL
 RESTART_DELAY = 1.0  # seconds before a child that exited is started again
@@ -41,7 +40,7 @@ def add_arguments(parser) -> None:
 
 def _commands(args, schedule: Path) -> dict[str, list[str]]:
     return {
-        "webhook": [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), "--bind", f"{args.host}:{args.port}"],
+        "webhook": [sys.executable, "-m", "webhook.embedded_server", "--host", args.host, "--port", str(args.port)],
         "worker": [sys.executable, "-m", "cli", "worker", "--concurrency", str(args.concurrency),
                    "--beat", "--schedule", str(schedule)],
     }
