@@ -115,8 +115,9 @@ class Stack:
     def post(self, path: Path, tag: str) -> int | None:
         """The post's id, or None when the webhook refused it (the body says why)."""
         try:
+            external_id = f"{tag}-{path.relative_to(PHOTOS)}"  # file names repeat across the photo folders
             response = requests.post(f"{self.base}/webhook", files={"image": (path.name, path.read_bytes(), "image/jpeg")},
-                                     data={"external_id": f"{tag}-{path.name}"}, timeout=30)
+                                     data={"external_id": external_id}, timeout=30)
         except requests.RequestException:
             return None
         return response.json()["id"] if response.status_code == 202 else None
@@ -129,7 +130,7 @@ class Stack:
     def wait_final(self, ids: list[int], timeout: float) -> float:
         """Seconds until every post is done or failed (raises on timeout)."""
         began = time.monotonic()
-        while sum(n for s, n in self.statuses(ids).items() if s in FINAL_STATUSES) < len(ids):
+        while sum(n for s, n in self.statuses(ids).items() if s in FINAL_STATUSES) < len(set(ids)):
             assert time.monotonic() - began < timeout, self.statuses(ids)
             time.sleep(POLL)
         return time.monotonic() - began

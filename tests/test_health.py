@@ -66,3 +66,10 @@ def test_readyz_follows_postgresql_redis_and_triton(servers, tmp_path):
         assert status == 503 and body["failing"] == ["triton"]
         triton.start()
         assert _ready(client)[0] == 200
+
+
+def test_the_embedded_default_is_ready(tmp_path, sqlite_url):
+    migrate(sqlite_url)
+    client = create_app({"database_url": sqlite_url, "broker_url": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
+                         "media_dir": str(tmp_path / "media")}).test_client()
+    assert _ready(client) == (200, {"status": "ready", "checks": {"database": "ok", "broker": "ok"}})

@@ -4,17 +4,17 @@
 - `GET /readyz`: every dependency a post needs right now answers: the database, the broker and, with
   INFERENCE_BACKEND=triton, the Triton server and both its models. 200 {"status": "ready", "checks": {...}},
   or 503 {"status": "unavailable", "failing": [names], "checks": {name: "ok" | reason}}.
-Each check is bounded by READY_TIMEOUT, so a probe never hangs on a dead dependency.
+Each check is bounded (READY_TIMEOUT, worker.broker.TIMEOUT), so a probe never hangs on a dead dependency.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from flask import Blueprint, current_app, jsonify
-from kombu import Connection
 from sqlalchemy import text
 
 from webhook.database import db
+from worker.broker import connect
 
 bp = Blueprint("health", __name__)
 
@@ -28,10 +28,7 @@ def check_database() -> None:
 
 
 def check_broker() -> None:
-    settings = current_app.config["SETTINGS"]
-    with Connection(settings.broker_url, connect_timeout=READY_TIMEOUT,
-                    transport_options={"socket_timeout": READY_TIMEOUT}) as connection:
-        connection.ensure_connection(max_retries=1, interval_start=0, timeout=READY_TIMEOUT)
+    with connect(current_app.config["SETTINGS"].broker_url) as connection:
         connection.default_channel  # opens a channel: the broker accepts work, not only connections
 
 

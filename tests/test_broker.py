@@ -1,0 +1,33 @@
+"""What the sweep and the metrics ask of the broker: the depth of a queue, on Redis and on the SQLite broker."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from kombu import Connection
+
+from worker.broker import has_fanout, queue_depth
+
+
+@pytest.fixture(params=["redis", "sqlite"])
+def broker_url(request, redis_url, tmp_path) -> str:
+    return redis_url if request.param == "redis" else f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+
+
+def test_queue_depth_counts_waiting_messages_and_an_empty_queue_is_zero(broker_url):
+    queue = f"depth-{uuid.uuid4().hex[:8]}"
+    assert queue_depth(broker_url, queue) == 0  # never declared
+    with Connection(broker_url) as connection:
+        simple = connection.SimpleQueue(queue)
+        for n in range(3):
+            simple.put({"n": n})
+        assert queue_depth(broker_url, queue) == 3
+        simple.get(timeout=5).ack()
+        assert queue_depth(broker_url, queue) == 2
+        simple.clear()
+        assert queue_depth(broker_url, queue) == 0  # declared, drained: Redis has deleted the list
+        simple.close()
+
+
+def test_only_the_sqlite_broker_lacks_fanout(redis_url, tmp_path):
+    assert has_fanout(redis_url) and not has_fanout(f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}")
