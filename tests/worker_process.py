@@ -73,11 +73,12 @@ def running_worker(env: dict[str, str], log_path: Path, **kwargs):
 
 
 def post_photos(client, paths: list[Path], tag: str) -> list[int]:
-    """POST each photo to the webhook (a Flask test client) with external id "<tag>-<file name>"; returns post ids."""
+    """POST each photo to the webhook (a Flask test client) with external id "<tag>-<folder>-<file name>" (file names
+    repeat across the photo folders); returns post ids."""
     ids = []
     for path in paths:
         response = client.post("/webhook", data={"image": (path.open("rb"), path.name),
-                                                 "external_id": f"{tag}-{path.name}"})
+                                                 "external_id": f"{tag}-{path.parent.name}-{path.name}"})
         assert response.status_code == 202, response.get_json()
         ids.append(response.get_json()["id"])
     return ids
