@@ -82,6 +82,7 @@ class Settings:
     story_top_k: int = 20
     sweep_interval: float = 60.0  # seconds between sweeps for posts whose message was lost
     stuck_after: float = 300.0  # seconds a post's message may be gone (or its run silent) before re-enqueue
+    media_gc_interval: float = 900.0  # seconds between removals of photo files no post references (webhook/media_gc.py)
     retry_poll_interval: float = 5.0  # seconds between looks for parked posts that are due again
     task_queue: str = "hashtale"
     retry_backoff: float = 2.0  # seconds a post is parked after its first transient failure; doubles, with jitter

@@ -246,3 +246,15 @@ def test_the_sweep_task_enqueues_the_next_task(app, settings, sessions, coffee_j
         app.conf.task_always_eager = False
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE and len(tags) == K and len(stories) == 1
+
+
+def test_beat_removes_photo_files_no_post_references(app, settings, sessions, coffee_jpeg):
+    kept = insert_post(settings, sessions, coffee_jpeg)
+    with sessions() as session:
+        kept_path = Path(settings.media_dir) / session.get(Post, kept).image_path
+    orphan_sha = hashlib.sha256(b"a photo whose post was never committed").hexdigest()
+    orphan = Path(settings.media_dir) / orphan_sha[:2] / orphan_sha[2:4] / f"{orphan_sha}.jpg"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left by a commit that failed with the database gone")
+    assert app.tasks["worker.tasks.collect_media_garbage"].apply().get() == 1
+    assert not orphan.exists() and kept_path.exists()

@@ -32,6 +32,8 @@ def make_celery(settings: Settings) -> Celery:
             "sweep-stuck-posts": {"task": "worker.tasks.sweep_stuck_posts", "schedule": settings.sweep_interval},
             "enqueue-due-retries": {"task": "worker.tasks.enqueue_due_retries",
                                     "schedule": settings.retry_poll_interval},
+            "collect-media-garbage": {"task": "worker.tasks.collect_media_garbage",
+                                      "schedule": settings.media_gc_interval},
         },
     )
     app.conf.hashtale_settings = settings

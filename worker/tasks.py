@@ -6,6 +6,7 @@ suggest_hashtags(post_id): received/tagging → tagging → tagged, then enqueue
 write_story(post_id):      tagged/writing  → writing → done
 enqueue_due_retries():     re-enqueues parked posts whose retry_at has come (run by beat, every few seconds)
 sweep_stuck_posts():       re-enqueues posts whose message the broker lost (run by beat, worker/sweep.py)
+collect_media_garbage():   removes photo files no post references (run by beat, webhook/media_gc.py)
 
 An outage of a dependency (Triton, the local models, the database) is not the post's fault: the run is parked,
 not failed. It gives its attempt back and sets the post's `retry_at` (exponential backoff with jitter, capped),
@@ -277,6 +278,20 @@ def sweep_stuck_posts(self) -> int:
         logger.warning("sweep re-enqueued %d posts whose message was lost (%s queued): %s", len(lost), queued,
                        [post_id for post_id, _ in lost])
     return len(lost)
+
+
+@shared_task(bind=True, name="worker.tasks.collect_media_garbage")
+def collect_media_garbage(self) -> int:
+    """Remove photo files no post references (a commit that failed with the database gone mid-request leaves
+    one; webhook/media_gc.py); returns how many files were removed."""
+    from webhook.media_gc import collect
+    from webhook.storage import MediaStore
+
+    settings = app_settings(self.app)
+    result = collect(runtime(settings).session_factory, MediaStore(settings.media_dir))
+    if result.removed:
+        logger.warning("removed %d unreferenced media files: %s", len(result.removed), result.removed)
+    return len(result.removed)
 
 
 @worker_process_init.connect
