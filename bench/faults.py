@@ -241,15 +241,17 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=40, help="posts in flight around the Triton outage")
     parser.add_argument("--pg-seconds", type=float, default=20.0, help="length of the load around the PostgreSQL stop")
     parser.add_argument("--backlog", type=float, default=5.0, help="backlog in STUCK_AFTER windows of work")
+    parser.add_argument("--phases", default="triton,postgres,backlog", help="which checks to run, comma-separated")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hashtale-faults-"))
     print(f"logs in {root}", flush=True)
     stack = Stack(root, TIMINGS)
     try:
         stack.start()
-        failures = triton_outage(stack, args.outage, args.posts)
-        failures += postgres_stop(stack, args.pg_seconds)
-        failures += backlog(stack, args.backlog)
+        phases = args.phases.split(",")
+        failures = triton_outage(stack, args.outage, args.posts) if "triton" in phases else 0
+        failures += postgres_stop(stack, args.pg_seconds) if "postgres" in phases else 0
+        failures += backlog(stack, args.backlog) if "backlog" in phases else 0
     finally:
         stack.stop()
     if not failures:
