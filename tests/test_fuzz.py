@@ -1,7 +1,7 @@
 """Seeded fuzzing of the webhook: mutated JPEG/PNG/WebP files (multipart) and mutated JSON bodies.
 
 Whatever arrives, the answer is never a 5xx, no file is left without its post row, no row without its file,
-and every accepted photo is one the worker can prepare (models.image.preprocess), so it can end `done`.
+and every accepted post, run through the worker's tasks (in this process, with the local models), ends `done`.
 
 CI runs a few seeds; the full campaign is
 
@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db import Post
+from db import Post, PostStatus
 from models.image import InvalidImage, preprocess
+from worker.celery_app import make_celery
 from tests.webhook_support import (  # noqa: F401  (database_url, make_app, migrated_templates are fixtures)
     database_url, encoded, make_app, media_files, migrated_templates, photo_with_exif, rotated_jpeg,
 )
@@ -33,6 +34,7 @@ from tests.webhook_support import (  # noqa: F401  (database_url, make_app, migr
 IMAGE_CASES = int(os.environ.get("HASHTALE_FUZZ_IMAGES", 60))
 JSON_CASES = int(os.environ.get("HASHTALE_FUZZ_JSON", 30))
 SEED_BASE = int(os.environ.get("HASHTALE_FUZZ_SEED", 0))
+FUZZ_STORY_LENGTH = 60  # characters: the story stage runs, briefly
 FORMATS = ("JPEG", "PNG", "WEBP")
 # Strings a mutated JSON field may become: odd Unicode, escapes, control characters, very long text.
 NASTY_TEXT = ["\ud800", "a\udfffb", "\x00", "\n\r", "\u202e", "é" * 300, "x" * 20_000, "", " ", "\\", "1e999",
@@ -161,4 +163,18 @@ def test_fuzzed_posts_never_fail_the_server_nor_leave_orphans(make_app):
                        app.config["SETTINGS"].max_image_side)
         except InvalidImage as exc:
             unpreparable.append((relative, str(exc)))
-    assert unpreparable == []  # every accepted post can be tagged, so it can end `done`
+    assert unpreparable == []
+
+    # Every accepted post goes through the worker's real tasks (in this process, local models) and ends `done`.
+    settings = app.config["SETTINGS"].with_(story_length=FUZZ_STORY_LENGTH)
+    celery = make_celery(settings)
+    celery.set_current()
+    with app.extensions["database"].session_factory() as session:
+        accepted = list(session.scalars(select(Post.id)))
+    for post_id in accepted:
+        for task in ("suggest_hashtags", "write_story"):
+            celery.tasks[f"worker.tasks.{task}"].apply(args=[post_id])
+    with app.extensions["database"].session_factory() as session:
+        not_done = [(p.id, p.status.value, p.error) for p in session.scalars(select(Post))
+                    if p.status is not PostStatus.DONE]
+    assert not_done == []
