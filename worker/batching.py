@@ -68,7 +68,7 @@ class Gathering:
             self._arrive()
             self._ready.wait_for(lambda: self._outcomes is not None or self._error is not None)
         if self._error is not None:
-            raise copy.copy(self._error)  # each task raises an exception of its own (tracebacks are per raise)
+            raise _own_copy(self._error)
         return _unwrap(self._outcomes[index])
 
     def end(self) -> None:
@@ -100,6 +100,14 @@ class Gathering:
         with self._ready:
             self._outcomes = outcomes
             self._ready.notify_all()
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """An exception of its own for each task that raises the call's error (a raise adds to its traceback)."""
+    try:
+        return copy.copy(error)
+    except Exception:  # an exception class that cannot be rebuilt from its args
+        return error
 
 
 def _unwrap(outcome: Any) -> Any:
