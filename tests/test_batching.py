@@ -65,3 +65,17 @@ def test_outside_a_batch_job_submit_calls_for_its_one_item():
     assert submit(lambda items: [x + 1 for x in items], 1) == 2
     with pytest.raises(InvalidImage):
         submit(lambda items: [InvalidImage("bad")], 1)
+
+
+def test_triton_batched_calls_give_each_item_its_own_outcome():
+    """The Triton backend sends a batch's requests concurrently; a server that cannot be reached is each request's
+    own InferenceUnavailable (its post parks), not an error of the call."""
+    from inference.triton import TritonBackend
+    from tests.worker_process import free_port
+
+    backend = TritonBackend(f"127.0.0.1:{free_port()}", timeout=2.0)  # nothing listens there
+    try:
+        outcomes = backend.suggest_hashtags_batch([b"one", b"two", b"three"], 5)
+    finally:
+        backend.close()
+    assert len(outcomes) == 3 and all(isinstance(o, InferenceUnavailable) for o in outcomes)

@@ -16,9 +16,11 @@ So this module, in two halves:
 - The worker's main process (the consumer): the tasks' Strategy is Celery's default one, except that a request it
   would send to the pool joins its task's open Batch instead. A batch goes to the pool when it holds BATCH_SIZE
   requests, or BATCH_WAIT_MS after its first request came (a lone post waits that long at most: the wait is the
-  `hashtale_batch_wait_seconds` metric). While it waits for a free pool process it still takes requests in, up
-  to BATCH_SIZE. Acknowledged-late messages count against the prefetch window, so the worker reserves BATCH_SIZE
-  messages per pool process (worker_prefetch_multiplier, worker/celery_app.py).
+  `hashtale_batch_wait_seconds` metric). With an event loop (Redis) a batch still takes requests in while it waits
+  for a free pool process, up to BATCH_SIZE; without one (kombu's SQLite broker) Celery's pool takes a job's
+  arguments as it is handed over, so a batch holds what came within BATCH_WAIT_MS. Acknowledged-late messages count
+  against the prefetch window, so the worker reserves BATCH_SIZE messages per pool process
+  (worker_prefetch_multiplier, worker/celery_app.py).
 - A pool process runs a batch as one job: each request's task runs through Celery's own tracer in a thread of its
   own, exactly as it runs alone (start, park, fail or finish in short transactions of its own). Where a task
   reaches its model call it `submit`s its input; once every request of the job has submitted or ended, the job
