@@ -1,34 +1,26 @@
-"""worker/batching.py's Gathering: the model calls of one batch job's requests, made as one call, in threads as the
+"""worker/batching.py's gathering: the model calls of one batch job's requests, made as one call, in threads as the
 pool job runs them (the Celery side is exercised by tests/test_tasks.py, test_resilience.py and test_monitoring.py)."""
 from __future__ import annotations
 
-import threading
+import functools
 
 import pytest
 
 from inference import InferenceUnavailable, InvalidImage
-from worker.batching import Gathering, submit
+from worker.batching import run_gathered, submit
 
 
-def run_job(gathering: Gathering, work) -> list:
-    """Run `work(i)` for every request of the job in a thread of its own, as run_batch does; their outcomes."""
-    outcomes: list = [None] * gathering._pending
+def outcome(work, i):
+    """What a request's task ends with: its return, or the exception it raised."""
+    try:
+        return work(i)
+    except Exception as exc:
+        return exc
 
-    def one(i: int) -> None:
-        try:
-            outcomes[i] = work(i)
-        except Exception as exc:
-            outcomes[i] = exc
-        finally:
-            gathering.end()
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(outcomes))]
-    for t in threads:
-        t.start()
-    gathering.run()
-    for t in threads:
-        t.join()
-    return outcomes
+def run_job(size: int, work) -> list:
+    """`work(i)` for every request i of a batch job of `size`, each in a thread of its own, as run_batch runs them."""
+    return run_gathered([functools.partial(outcome, work, i) for i in range(size)])
 
 
 def test_one_call_for_every_request_that_submits_and_each_gets_its_own_outcome():
@@ -38,9 +30,8 @@ def test_one_call_for_every_request_that_submits_and_each_gets_its_own_outcome()
         calls.append(list(items))
         return [InvalidImage(f"bad {x}") if x == 2 else x * 10 for x in items]
 
-    gathering = Gathering(4)
     # Request 3 ends without a model call (a duplicate message, say): the call does not wait for it.
-    outcomes = run_job(gathering, lambda i: None if i == 3 else gathering.submit(call, i))
+    outcomes = run_job(4, lambda i: None if i == 3 else submit(call, i))
     assert len(calls) == 1 and sorted(calls[0]) == [0, 1, 2]
     assert outcomes[0] == 0 and outcomes[1] == 10 and outcomes[3] is None
     assert isinstance(outcomes[2], InvalidImage)  # only its own request fails
@@ -50,15 +41,13 @@ def test_a_failed_call_raises_in_every_request_that_submitted():
     def call(items):
         raise InferenceUnavailable("the models are away")
 
-    gathering = Gathering(3)
-    outcomes = run_job(gathering, lambda i: gathering.submit(call, i))
+    outcomes = run_job(3, lambda i: submit(call, i))
     assert all(isinstance(o, InferenceUnavailable) for o in outcomes)
     assert len({id(o) for o in outcomes}) == 3  # each request raises an exception of its own
 
 
 def test_a_job_without_model_calls_makes_none():
-    gathering = Gathering(2)
-    assert run_job(gathering, lambda i: i) == [0, 1]
+    assert run_job(2, lambda i: i) == [0, 1]
 
 
 def test_outside_a_batch_job_submit_calls_for_its_one_item():

@@ -34,6 +34,7 @@ Outside a batch job (batching off, Task.apply, `hashtale tag`) `submit` makes th
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 from typing import Any, Callable
@@ -127,31 +128,42 @@ def submit(call: BatchCall, item: Any) -> Any:
     return gathering.submit(call, item)
 
 
-def run_batch(fast_trace: bool, requests: list[tuple]) -> list[tuple]:
-    """A pool job: trace every request (the arguments Celery's Request sends to the pool) in a thread of its own,
-    their model calls made as one. Returns per request Celery's trace result: (failed, retval, runtime)."""
-    trace = fast_trace_task if fast_trace else trace_task_ret
-    gathering = Gathering(len(requests))
-    results: list[tuple | None] = [None] * len(requests)
+def run_gathered(work: list[Callable[[], Any]]) -> list[Any]:
+    """Run every callable in a thread of its own, their `submit`s made as one call; what each returned, in order
+    (each callable handles its own errors)."""
+    gathering = Gathering(len(work))
+    returned: list[Any] = [None] * len(work)
 
     def one(index: int) -> None:
         _job.gathering = gathering
-        began = time.monotonic()
         try:
-            results[index] = trace(*requests[index])
-        except BaseException:  # the tracer handles the task's errors; this is the tracer's own
-            results[index] = (1, ExceptionInfo(), time.monotonic() - began)
+            returned[index] = work[index]()
         finally:
             _job.gathering = None
             gathering.end()
 
-    threads = [threading.Thread(target=one, args=(i,), name=f"batch-{i}") for i in range(len(requests))]
+    threads = [threading.Thread(target=one, args=(i,), name=f"batch-{i}") for i in range(len(work))]
     for thread in threads:
         thread.start()
     gathering.run()
     for thread in threads:
         thread.join()
-    return results
+    return returned
+
+
+def run_batch(fast_trace: bool, requests: list[tuple]) -> list[tuple]:
+    """A pool job: trace every request (the arguments Celery's Request sends to the pool) in a thread of its own,
+    their model calls made as one. Returns per request Celery's trace result: (failed, retval, runtime)."""
+    trace = fast_trace_task if fast_trace else trace_task_ret
+
+    def traced(args: tuple) -> tuple:
+        began = time.monotonic()
+        try:
+            return trace(*args)
+        except BaseException:  # the tracer handles the task's errors; this is the tracer's own
+            return 1, ExceptionInfo(), time.monotonic() - began
+
+    return run_gathered([functools.partial(traced, args) for args in requests])
 
 
 class Batch:
