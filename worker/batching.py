@@ -29,7 +29,7 @@ The job returns one trace result per request and the main process settles each r
 callbacks: acknowledged once its task returned (after its commit), and when the pool process dies, every request
 of the batch is requeued (reject_on_worker_lost), as a lone task's would be.
 
-Outside a batch job (batching off, Task.apply, `hashtale tag`) `submit` makes the call for its one item.
+Outside a batch job (batching off, Task.apply) `submit` makes the call for its one item.
 """
 from __future__ import annotations
 
@@ -216,8 +216,9 @@ class Gatherer:
         self.hand_over = consumer.on_task_request  # to the pool, once a pool process is free (Celery's semaphore)
         self.size, self.wait = size, wait  # requests, seconds
         self.fast_trace = consumer.app.use_fast_trace_task
-        # With an event loop (Redis) every callback runs in its thread and its timer fires on time; without one
-        # (the SQLite broker) the worker's timer thread may sleep a second before it looks at a new entry.
+        # With an event loop (Redis) the consumer runs in the loop's thread and the loop's timer fires on time;
+        # without one (the SQLite broker) the worker's timer thread may sleep a second before it sees a new entry,
+        # so each batch gets a timer thread of its own.
         self.threaded = isinstance(consumer.timer, threading.Thread)
         self.timer = consumer.timer
         self.lock = threading.Lock()
