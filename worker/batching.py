@@ -40,6 +40,7 @@ import time
 from typing import Any, Callable
 
 from billiard.einfo import ExceptionInfo
+from celery import current_app
 from celery.app.trace import fast_trace_task, trace_task_ret
 from celery.exceptions import TaskRevokedError
 from celery.worker.strategy import default as default_strategy
@@ -154,10 +155,12 @@ def run_gathered(work: list[Callable[[], Any]]) -> list[Any]:
 def run_batch(fast_trace: bool, requests: list[tuple]) -> list[tuple]:
     """A pool job: trace every request (the arguments Celery's Request sends to the pool) in a thread of its own,
     their model calls made as one. Returns per request Celery's trace result: (failed, retval, runtime)."""
-    trace = fast_trace_task if fast_trace else trace_task_ret
+    app = current_app._get_current_object()  # the threads' own current app is the default one otherwise
+    trace = fast_trace_task if fast_trace else functools.partial(trace_task_ret, app=app)
 
     def traced(args: tuple) -> tuple:
         began = time.monotonic()
+        app.set_current()  # shared tasks (the next stage's .delay) publish through it
         try:
             return trace(*args)
         except BaseException:  # the tracer handles the task's errors; this is the tracer's own
