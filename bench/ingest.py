@@ -1,14 +1,21 @@
-"""Ingest throughput, from one run: the webhook's accept rate, end-to-end posts/s through Celery with the local
-backend, and the bare in-process models on the same photos (what end to end is compared with).
+"""Ingest throughput, from one run: the webhook's accept rate, then end-to-end posts/s through Celery with the local
+backend, set against the bare in-process models on the same photos and cores (what end to end is compared with),
+with and without cross-post batching (worker/batching.py).
 
-    .venv/bin/python bench/ingest.py                 # PostgreSQL + Redis on 127.0.0.1 (production setup)
-    .venv/bin/python bench/ingest.py --posts 8       # fewer photos per model variant (faster, noisier)
+    .venv/bin/python bench/ingest.py                         # full run: run it on an otherwise idle machine
+    .venv/bin/python bench/ingest.py --posts 8 --lone 2      # a quick check that it runs (figures meaningless)
+    .venv/bin/python bench/ingest.py --batches 1,8,32 --stacks redis,embedded
 
-Variants use the same 2 cores in two ways: one process with two PyTorch threads, and two processes with one
-thread each (what `hashtale worker` runs by default). Each end-to-end figure is set against the bare figure
-with the same processes and threads. Posts/s are wall-clock rates on whatever else the machine is doing; CPU
-seconds per post (bare: the model processes; end to end: the worker and its pool) hardly depend on it, so their
-ratio is the steadier measure of what Celery, Redis and PostgreSQL add on a shared machine.
+For every batch size (1: batching off, today's one post per model call):
+- bare models: CORES processes with one PyTorch thread each (what `hashtale worker` runs by default), each tagging
+  its share of the photos `batch` at a time and then writing their stories `batch` at a time;
+- end to end, on each stack: PostgreSQL + Redis (production), and the embedded default (SQLite database + kombu's
+  SQLite broker, as `hashtale serve` runs): photos POSTed through the webhook app, a `hashtale worker` with
+  BATCH_SIZE=batch, from the first POST to the last post done; then lone posts, one at a time, whose median time
+  from receipt to done (the database's created_at to updated_at) shows what a post pays for the batch wait.
+Posts/s are wall-clock rates on whatever else the machine is doing; CPU seconds per post (bare: the model processes;
+end to end: the worker and its pool) hardly depend on it, so their ratio is the steadier measure of what Celery,
+the broker and the database add on a shared machine.
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import os
 import random
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,16 +43,21 @@ from db.schema import Post, PostStatus  # noqa: E402
 from db.session import make_engine, make_session_factory, migrate  # noqa: E402
 from settings import PROJECT_ROOT, Settings  # noqa: E402
 from tests.scratch_db import scratch_pg_database  # noqa: E402
-from tests.worker_process import post_photos  # noqa: E402
+from tests.worker_process import free_port, post_photos  # noqa: E402
 
 PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CORES = os.cpu_count() or 1
 READY_TIMEOUT = 300.0  # seconds for a worker to start and load the models on a busy machine
 POLL = 0.1  # seconds
-# Photos per model variant: enough for runs of several seconds. At ~16 posts/s, 12 posts took under a second
-# and the end-to-end figure lost ~20 % to the 0.1 s poll and to the first tasks' start (73 % of bare, 92 % with 96).
+STOP_TIMEOUT = 60.0  # seconds for a worker's warm shutdown
+# Photos per variant: enough for runs of several seconds. At ~16 posts/s, 12 posts took under a second and the
+# end-to-end figure lost ~20 % to the 0.1 s poll and to the first tasks' start (73 % of bare, 92 % with 96).
 DEFAULT_POSTS = 96
+DEFAULT_LONE = 8  # lone posts per end-to-end variant, for the median latency
+LONE_GAP = 0.5  # seconds between one lone post done and the next POST: the worker is idle when it comes
+DEFAULT_BATCHES = "1,8,32"
+STACKS = {"redis": "PostgreSQL + Redis", "embedded": "embedded (SQLite + SQLite broker)"}
 POST_ID_BASE = 10**6  # story seeds of the bare runs: any ids, the work per story does not depend on them
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -92,32 +105,40 @@ def accept_rate(bw, photos: list[bytes], posts: int, concurrency: int, work: Pat
           f"PostgreSQL + Redis, multipart): {posts / seconds:.0f} posts/s   answers {codes}", flush=True)
 
 
-def _bare_process(paths: list[str], threads: int, barrier, results) -> None:
-    """One process of the bare variant: load the models, wait for the others, then tag and tell its photos."""
+def _bare_process(paths: list[str], threads: int, batch: int, barrier, results) -> None:
+    """One process of the bare variant: load the models, wait for the others, then tag and tell its photos,
+    `batch` at a time."""
+    from inference import only
     from inference.local import LocalBackend
     from worker import pipeline
 
     settings = Settings.from_env(torch_threads=threads)
+    k = settings.hashtags_per_post
     backend = LocalBackend.from_settings(settings)
     backend.check_ready()
+    backend.warm_up(batch)  # as a worker process does
     images = [Path(p).read_bytes() for p in paths]
-    warm = pipeline.hashtag_rows(POST_ID_BASE, images[0], backend, settings.hashtags_per_post)  # first-call costs
-    pipeline.story_row(POST_ID_BASE, warm[0].text, backend, settings)
+    warm = pipeline.hashtag_rows(POST_ID_BASE, backend.suggest_hashtags(images[0], k))  # first-call costs
+    backend.write_story(pipeline.story_request(POST_ID_BASE, warm[0].text, settings))
     barrier.wait()
     start, cpu_start = time.perf_counter(), time.process_time()
-    for i, image in enumerate(images):
-        tags = pipeline.hashtag_rows(POST_ID_BASE + i, image, backend, settings.hashtags_per_post)
-        pipeline.story_row(POST_ID_BASE + i, tags[0].text, backend, settings)
+    for first in range(0, len(images), batch):
+        ids = range(POST_ID_BASE + first, POST_ID_BASE + first + len(images[first:first + batch]))
+        tagged = backend.suggest_hashtags_batch(images[first:first + batch], k)
+        requests = [pipeline.story_request(i, pipeline.hashtag_rows(i, only([result]))[0].text, settings)
+                    for i, result in zip(ids, tagged)]
+        for i, request, story in zip(ids, requests, backend.write_stories(requests)):
+            pipeline.story_row(i, request, only([story]))
     results.put((start, time.perf_counter(), time.process_time() - cpu_start))
 
 
-def bare_rate(paths: list[Path], processes: int, threads: int) -> tuple[float, float]:
+def bare_rate(paths: list[Path], processes: int, threads: int, batch: int) -> tuple[float, float]:
     """(posts/s, CPU seconds per post) of the models alone, in `processes` fresh processes (spawned: no PyTorch
     state crosses a fork)."""
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
     shares = [[str(p) for p in paths[i::processes]] for i in range(processes)]
-    procs = [ctx.Process(target=_bare_process, args=(share, threads, barrier, results)) for share in shares]
+    procs = [ctx.Process(target=_bare_process, args=(share, threads, batch, barrier, results)) for share in shares]
     for p in procs:
         p.start()
     spans = [results.get() for _ in procs]
@@ -138,6 +159,36 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def model_batches(bind: str) -> dict[str, tuple[float, float]]:
+    """model -> (calls, posts) so far, from a worker's /metrics (hashtale_model_batch_size)."""
+    from urllib.request import urlopen
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urlopen(f"http://{bind}/metrics", timeout=10).read().decode()
+    totals: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in ("hashtale_model_batch_size_count", "hashtale_model_batch_size_sum"):
+                totals.setdefault(sample.labels["model"], [0.0, 0.0])[sample.name.endswith("_sum")] += sample.value
+    return {model: (calls, posts) for model, (calls, posts) in totals.items()}
+
+
+def stop(worker: subprocess.Popen) -> None:
+    """Warm shutdown of a worker (SIGTERM to its main process only: a pool process killed on its own may die holding
+    the pool's queue lock, and the main process then waits for it forever), then whatever is left of it killed."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def wait_done(sessions, ids: list[int]) -> None:
     while True:
         with sessions() as session:
@@ -148,70 +199,122 @@ def wait_done(sessions, ids: list[int]) -> None:
         time.sleep(POLL)
 
 
-def end_to_end_rate(paths: list[Path], warmup: list[Path], concurrency: int, work: Path) -> tuple[float, float]:
-    """(posts/s from the first POST to the last post done, the worker's CPU seconds per post) through the webhook
-    app, Redis, a Celery worker process (`hashtale worker`, already warm) and PostgreSQL."""
+@contextmanager
+def stack(kind: str, work: Path):
+    """(database URL, broker URL, queue) of a fresh stack: PostgreSQL + Redis, or the embedded SQLite files."""
+    queue = f"bench-ingest-{uuid.uuid4().hex[:12]}"
+    if kind == "embedded":
+        folder = Path(tempfile.mkdtemp(prefix="embedded-", dir=work))
+        url = f"sqlite:///{folder / 'hashtale.sqlite'}"
+        migrate(url)
+        yield url, f"sqla+sqlite:///{folder / 'broker.sqlite'}", queue
+        return
+    with fresh_database() as url:
+        try:
+            yield url, REDIS_URL, queue
+        finally:
+            purge_queue(queue)
+
+
+def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lone: list[Path], concurrency: int,
+               work: Path) -> tuple[float, float, float, dict[str, float]]:
+    """(posts/s from the first POST to the last post done, the worker's CPU seconds per post, the median seconds
+    from receipt to done of a lone post, model -> mean posts per model call) through the webhook app, the broker,
+    a `hashtale worker` (already warm) and the database."""
     from webhook import create_app
 
-    queue = f"bench-ingest-{uuid.uuid4().hex[:12]}"
-    media = work / f"media-{concurrency}"
-    with fresh_database() as url:
-        env = {"DATABASE_URL": url, "BROKER_URL": REDIS_URL, "TASK_QUEUE": queue, "MEDIA_DIR": str(media)}
-        client = create_app({"database_url": url, "broker_url": REDIS_URL, "task_queue": queue,
+    media = work / f"media-{kind}-{batch}"
+    with stack(kind, work) as (url, broker, queue):
+        env = {"DATABASE_URL": url, "BROKER_URL": broker, "TASK_QUEUE": queue, "MEDIA_DIR": str(media),
+               "BATCH_SIZE": str(batch), "WORKER_METRICS_BIND": f"127.0.0.1:{free_port()}",
+               "WORKER_HEARTBEAT_FILE": str(work / f"heartbeat-{kind}-{batch}")}
+        client = create_app({"database_url": url, "broker_url": broker, "task_queue": queue,
                              "media_dir": str(media), "secret_key": secrets.token_hex()}).test_client()
         engine = make_engine(url)
         sessions = make_session_factory(engine)
-        log = open(work / f"worker-{concurrency}.log", "wb")
+        log = open(work / f"worker-{kind}-{batch}.log", "wb")
         worker = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--concurrency", str(concurrency)],
                                   cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         try:
             deadline = time.monotonic() + READY_TIMEOUT
-            warm_ids = post_photos(client, warmup, "warmup")
-            wait_done(sessions, warm_ids)  # every pool process has loaded the models and run once
+            wait_done(sessions, post_photos(client, warmup, "warmup"))  # the pool processes have loaded the models
             assert time.monotonic() < deadline, "worker too slow to start"
+            batches_before = model_batches(env["WORKER_METRICS_BIND"])
             start, cpu_start = time.perf_counter(), tree_cpu_seconds(worker.pid)
             ids = post_photos(client, paths, "bench")
             wait_done(sessions, ids)
             seconds, cpu = time.perf_counter() - start, tree_cpu_seconds(worker.pid) - cpu_start
+            batches = {model: (posts - batches_before[model][1]) / (calls - batches_before[model][0])
+                       for model, (calls, posts) in model_batches(env["WORKER_METRICS_BIND"]).items()}
+            lone_ids = []
+            for path in lone:
+                time.sleep(LONE_GAP)
+                lone_ids += post_photos(client, [path], "lone")
+                wait_done(sessions, lone_ids[-1:])
             with sessions() as session:
                 failed = session.scalar(select(func.count()).select_from(Post).where(
-                    Post.id.in_(ids), Post.status == PostStatus.FAILED))
+                    Post.id.in_(ids + lone_ids), Post.status == PostStatus.FAILED))
+                spans = session.execute(select(Post.created_at, Post.updated_at).where(Post.id.in_(lone_ids))).all()
             assert not failed, f"{failed} posts failed; see {work}"
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait()
+            stop(worker)
             log.close()
             engine.dispose()
-            purge_queue(queue)
-    return len(paths) / seconds, cpu / len(paths)
+    latency = statistics.median((done - received).total_seconds() for received, done in spans) if spans else 0.0
+    return len(paths) / seconds, cpu / len(paths), latency, batches
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--accept-posts", type=int, default=2000, help="posts for the accept rate (default 2000)")
+    parser.add_argument("--accept-posts", type=int, default=2000, help="posts for the accept rate (default 2000; "
+                        "0: skip it)")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent webhook connections (default 16)")
-    parser.add_argument("--posts", type=int, default=DEFAULT_POSTS, help=f"photos per model variant (default {DEFAULT_POSTS})")
+    parser.add_argument("--posts", type=int, default=DEFAULT_POSTS, help=f"photos per variant (default {DEFAULT_POSTS})")
+    parser.add_argument("--lone", type=int, default=DEFAULT_LONE,
+                        help=f"lone posts per end-to-end variant, for the latency (default {DEFAULT_LONE})")
+    parser.add_argument("--batches", default=DEFAULT_BATCHES,
+                        help=f"batch sizes, comma-separated; 1 = batching off (default {DEFAULT_BATCHES})")
+    parser.add_argument("--stacks", default=",".join(STACKS), help=f"end-to-end stacks (default {','.join(STACKS)})")
     args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    stacks = args.stacks.split(",")
 
     bw = load_bench_webhook()
     names = (PHOTOS / "data_list.txt").read_text().split()
-    chosen = random.Random(0).sample(names, args.posts + CORES)
-    paths, warmup = [PHOTOS / n for n in chosen[: args.posts]], [PHOTOS / n for n in chosen[args.posts:]]
-    story_length = Settings.from_env().story_length
-    print(f"{CORES} cores; {args.posts} real photos per model variant; stories of {story_length} characters", flush=True)
+    chosen = random.Random(0).sample(names, args.posts + CORES + args.lone)
+    paths = [PHOTOS / n for n in chosen[: args.posts]]
+    warmup = [PHOTOS / n for n in chosen[args.posts: args.posts + CORES]]
+    lone = [PHOTOS / n for n in chosen[args.posts + CORES:]]
+    settings = Settings.from_env()
+    print(f"{CORES} cores; {CORES} processes x 1 thread; {args.posts} real photos per variant; stories of "
+          f"{settings.story_length} characters; batch wait {settings.batch_wait_ms:g} ms", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="hashtale-bench-ingest-") as tmp:
         work = Path(tmp)
-        accept_rate(bw, bw.load_photos(args.concurrency + args.accept_posts), args.accept_posts, args.concurrency, work)
-        for processes, threads in ((1, CORES), (CORES, 1)):
-            bare, bare_cpu = bare_rate(paths, processes, threads)
-            e2e, e2e_cpu = end_to_end_rate(paths, warmup[:processes], processes, work)
-            print(f"{processes} process(es) x {threads} thread(s):\n"
-                  f"  bare models  {bare:7.3f} posts/s   {bare_cpu:6.2f} CPU s/post\n"
-                  f"  end to end   {e2e:7.3f} posts/s   {e2e_cpu:6.2f} CPU s/post (worker processes)   "
-                  f"= {100 * e2e / bare:.0f}% of bare posts/s, {100 * bare_cpu / e2e_cpu:.0f}% of bare CPU efficiency",
+        if args.accept_posts:
+            accept_rate(bw, bw.load_photos(args.concurrency + args.accept_posts), args.accept_posts,
+                        args.concurrency, work)
+        bare = {}
+        for batch in batches:
+            bare[batch] = bare_rate(paths, CORES, 1, batch)
+            print(f"bare models, batch {batch:2d}: {bare[batch][0]:7.3f} posts/s   {bare[batch][1]:6.3f} CPU s/post",
                   flush=True)
+        for kind in stacks:
+            unbatched = None
+            for batch in batches:
+                rate, cpu, latency, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work)
+                unbatched = rate if batch == 1 else unbatched
+                bare_rate_b, bare_cpu_b = bare[batch]
+                versus_off = f"   = {rate / unbatched:.2f}x batching off" if unbatched and batch != 1 else ""
+                print(f"{STACKS[kind]}, {'batching off' if batch == 1 else f'batch {batch}'}:\n"
+                      f"  end to end  {rate:7.3f} posts/s   {cpu:6.3f} CPU s/post (worker processes)   "
+                      f"= {100 * rate / bare_rate_b:.0f}% of bare posts/s at batch {batch}, "
+                      f"{100 * bare_cpu_b / cpu:.0f}% of its CPU efficiency, "
+                      f"{100 * rate / bare[max(batches)][0]:.0f}% of bare at batch {max(batches)}{versus_off}\n"
+                      f"  posts per model call (mean): "
+                      + ", ".join(f"{model} {posts:.1f}" for model, posts in sorted(per_call.items())) + "\n"
+                      f"  lone post   {latency:7.3f} s from receipt to done (median of {len(lone)})", flush=True)
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar, Union
 
 from models.image import InvalidImage
 
@@ -43,15 +43,37 @@ class StoryResult:
     model_version: str
 
 
+T = TypeVar("T")
+Outcome = Union[T, Exception]  # one item's result in a batched call, or the error of that item alone
+
+
 class InferenceBackend(Protocol):
     def check_ready(self) -> None:
         """Raise InferenceUnavailable unless the models can serve now."""
 
+    def warm_up(self, max_batch: int) -> None:
+        """Pay the first-call costs of every batch size up to `max_batch` now, not in a post's latency."""
+
     def suggest_hashtags(self, image: bytes, k: int) -> TagResult:
         """Encoded image bytes -> ranked hashtags. Raises InvalidImage or InferenceUnavailable."""
 
+    def suggest_hashtags_batch(self, images: list[bytes], k: int) -> list[Outcome[TagResult]]:
+        """One outcome per image, in order: a bad image gets its InvalidImage, the others their hashtags.
+        Raises InferenceUnavailable when the call as a whole cannot run."""
+
     def write_story(self, request: StoryRequest) -> StoryResult:
         """Raises InferenceUnavailable."""
+
+    def write_stories(self, requests: list[StoryRequest]) -> list[Outcome[StoryResult]]:
+        """One outcome per request, in order. Raises InferenceUnavailable when the call as a whole cannot run."""
+
+
+def only(outcomes: list[Outcome[T]]) -> T:
+    """The result of a batched call of one item (its error raised)."""
+    (outcome,) = outcomes
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def make_backend(settings) -> InferenceBackend:
@@ -67,6 +89,6 @@ def make_backend(settings) -> InferenceBackend:
 
 
 __all__ = [
-    "InferenceBackend", "InferenceUnavailable", "InvalidImage", "StoryRequest", "StoryResult",
-    "SuggestedHashtag", "TagResult", "make_backend",
+    "InferenceBackend", "InferenceUnavailable", "InvalidImage", "Outcome", "StoryRequest", "StoryResult",
+    "SuggestedHashtag", "TagResult", "make_backend", "only",
 ]

@@ -3,6 +3,9 @@
 The models are loaded once, on first use, under a lock: Celery's prefork children and gunicorn's threads
 may call in concurrently, and the first call must not load them twice. Forward passes run without the lock
 (the models are in eval mode and keep no state between calls).
+
+The batched calls run one model pass for all their items (the worker batches across posts: worker/batching.py);
+the single-item calls are batches of one.
 """
 from __future__ import annotations
 
@@ -11,13 +14,16 @@ import threading
 
 import torch
 
-from inference import InferenceUnavailable, StoryRequest, StoryResult, SuggestedHashtag, TagResult
-from models.image import preprocess
+from inference import InferenceUnavailable, Outcome, StoryRequest, StoryResult, SuggestedHashtag, TagResult, only
+from models.image import InvalidImage, preprocess
 from settings import Settings
 
 logger = logging.getLogger(__name__)
 
 NO_ATTENTION = (0, 0)  # the attention grid's shape for models that have none
+# Images per encoder pass: on CPU a pass of 8 costs less per image than larger ones (models/tagger.py), as in
+# triton_repo/hashtagger's encode_chunk.
+ENCODE_CHUNK = 8
 
 
 class LocalBackend:
@@ -59,26 +65,48 @@ class LocalBackend:
     def check_ready(self) -> None:
         self.models()
 
-    def suggest_hashtags(self, image: bytes, k: int) -> TagResult:
+    def warm_up(self, max_batch: int) -> None:
         tagger, _ = self.models()
-        x = preprocess(image, self.settings.max_image_pixels, self.settings.max_image_side)  # (3, 224, 224)
-        with torch.inference_mode():
-            predictions = tagger.suggest(x.unsqueeze(0), k)[0]  # batch of one
-        hashtags = [
-            SuggestedHashtag(text=p.text, score=float(p.score), attention=(), attention_shape=NO_ATTENTION)
-            if p.attention is None  # baselines without attention
-            else SuggestedHashtag(text=p.text, score=float(p.score), attention=tuple(float(a) for a in p.attention.ravel()),
-                                  attention_shape=tuple(p.attention.shape))
-            for p in predictions
-        ]
-        return TagResult(hashtags=hashtags, model_name=tagger.name, model_version=tagger.version)
+        tagger.warm_up(min(max_batch, ENCODE_CHUNK))  # larger batches run in passes of at most ENCODE_CHUNK
+
+    def suggest_hashtags(self, image: bytes, k: int) -> TagResult:
+        return only(self.suggest_hashtags_batch([image], k))
+
+    def suggest_hashtags_batch(self, images: list[bytes], k: int) -> list[Outcome[TagResult]]:
+        tagger, _ = self.models()
+        outcomes: list[Outcome[TagResult] | None] = [None] * len(images)
+        good, tensors = [], []
+        for i, image in enumerate(images):
+            try:
+                tensors.append(preprocess(image, self.settings.max_image_pixels, self.settings.max_image_side))
+                good.append(i)
+            except InvalidImage as exc:  # this post's fault only
+                outcomes[i] = exc
+        if tensors:
+            with torch.inference_mode():
+                feats = tagger.encode(torch.stack(tensors), chunk=ENCODE_CHUNK)  # (B, L, D)
+                decoded = tagger.decode(feats, k)  # B ranked tag lists, one batched beam search
+            for i, d in zip(good, decoded):
+                outcomes[i] = TagResult(hashtags=[_hashtag(p) for p in d.tags], model_name=tagger.name,
+                                        model_version=tagger.version)
+        return outcomes
 
     def write_story(self, request: StoryRequest) -> StoryResult:
+        return only(self.write_stories([request]))
+
+    def write_stories(self, requests: list[StoryRequest]) -> list[Outcome[StoryResult]]:
         from models.writer import StorySpec
 
         _, writer = self.models()
-        spec = StorySpec(seed_text=request.seed_text, length=request.length, temperature=request.temperature,
-                         top_k=request.top_k, random_seed=request.random_seed)
+        specs = [StorySpec(seed_text=r.seed_text, length=r.length, temperature=r.temperature, top_k=r.top_k,
+                           random_seed=r.random_seed) for r in requests]
         with torch.inference_mode():
-            (text,) = writer.write([spec])
-        return StoryResult(text=text, model_name=writer.name, model_version=writer.version)
+            texts = writer.write(specs)  # one pass for all; each story depends only on its own spec
+        return [StoryResult(text=text, model_name=writer.name, model_version=writer.version) for text in texts]
+
+
+def _hashtag(p) -> SuggestedHashtag:
+    if p.attention is None:  # baselines without attention
+        return SuggestedHashtag(text=p.text, score=float(p.score), attention=(), attention_shape=NO_ATTENTION)
+    return SuggestedHashtag(text=p.text, score=float(p.score), attention=tuple(float(a) for a in p.attention.ravel()),
+                            attention_shape=tuple(p.attention.shape))

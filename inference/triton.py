@@ -9,16 +9,21 @@ Fault mapping (what the Celery tasks rely on):
 
 A tritonclient client is not shared between threads or processes (the HTTP one is gevent-based): each
 thread of each process builds its own on first use, so a backend built before Celery forks stays valid.
+
+The batched calls send one request per item, all in flight together from a thread pool, so the server's dynamic
+batcher has them to group; each item's outcome is its own (a bad image, or a timeout, fails only its request).
 """
 from __future__ import annotations
 
 import http.client
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, TypeVar
 
 import numpy as np
 
-from inference import InferenceUnavailable, StoryRequest, StoryResult, SuggestedHashtag, TagResult
+from inference import InferenceUnavailable, Outcome, StoryRequest, StoryResult, SuggestedHashtag, TagResult
 from models.image import InvalidImage
 from models.serving import INVALID_IMAGE_PREFIX, INVALID_REQUEST_PREFIX
 from settings import Settings
@@ -28,6 +33,10 @@ STORYTELLER = "storyteller"
 PROTOCOLS = ("http", "grpc")
 # What tritonclient.http lets through from geventhttpclient (the gRPC client raises InferenceServerException only).
 TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
+MAX_IN_FLIGHT = 32  # requests one process keeps in flight for a batched call (the largest worker batch)
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 class TritonBackend:
@@ -40,6 +49,7 @@ class TritonBackend:
         self._local = threading.local()
         self._clients: list = []  # every client this backend made, so close() reaches other threads' too
         self._clients_lock = threading.Lock()
+        self._senders: tuple[int, ThreadPoolExecutor] | None = None  # (pid, threads): made anew after a fork
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "TritonBackend":
@@ -100,6 +110,28 @@ class TritonBackend:
         for model in (HASHTAGGER, STORYTELLER):
             if not self._call("is_model_ready", model):
                 raise InferenceUnavailable(f"Triton model {model} at {self.url} is not ready")
+
+    def warm_up(self, max_batch: int) -> None:
+        """Nothing to do here: the server warms its own models up."""
+
+    def _concurrently(self, call: Callable[[Item], Result], items: list[Item]) -> list[Outcome[Result]]:
+        """`call` on every item at once, from this process's sender threads (each with its own client)."""
+        if self._senders is None or self._senders[0] != os.getpid():
+            self._senders = (os.getpid(), ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="triton"))
+
+        def outcome(item: Item) -> Outcome[Result]:
+            try:
+                return call(item)
+            except Exception as exc:  # the item's own outcome: its task raises it
+                return exc
+
+        return list(self._senders[1].map(outcome, items))
+
+    def suggest_hashtags_batch(self, images: list[bytes], k: int) -> list[Outcome[TagResult]]:
+        return self._concurrently(lambda image: self.suggest_hashtags(image, k), images)
+
+    def write_stories(self, requests: list[StoryRequest]) -> list[Outcome[StoryResult]]:
+        return self._concurrently(self.write_story, requests)
 
     def _input(self, name: str, value, datatype: str, dtype):
         tensor = self.module.InferInput(name, [1, 1], datatype)

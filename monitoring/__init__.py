@@ -10,6 +10,7 @@ Names (all prefixed `hashtale_`):
 - task_runs_total{task, outcome}, task_duration_seconds{task}                          (worker; outcome: done,
   parked (a dependency is down), failed, skipped = a duplicate or a post already past the stage)
 - model_duration_seconds{model, backend}, model_batch_size{model, backend}             (worker: one call)
+- batch_wait_seconds{task}                 (worker: a message's wait for its batch, worker/batching.py)
 - post_completion_seconds                                                              (receipt to done)
 - posts{status}, queue_messages{queue}                                                 (read at scrape time)
 """

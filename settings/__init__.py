@@ -88,6 +88,11 @@ class Settings:
     retry_backoff: float = 2.0  # seconds a post is parked after its first transient failure; doubles, with jitter
     retry_backoff_max: float = 60.0  # seconds, the cap on one parking (an outage's end is noticed within it)
     torch_threads: int = 0  # intra-op threads per process for the local backend; 0: PyTorch's default
+    # Cross-post batching in the worker (worker/batching.py): a pool process runs the model calls of up to
+    # batch_size posts of a stage as one batched call, waiting at most batch_wait_ms after the first post for more.
+    # 1: off, every post alone.
+    batch_size: int = 16
+    batch_wait_ms: float = 25.0
     metrics_bind: str = "127.0.0.1:9101"  # host:port of the webhook's /metrics; empty: off
     worker_metrics_bind: str = "127.0.0.1:9102"  # host:port of the worker's /metrics; empty: off
     worker_heartbeat_file: str = field(default_factory=lambda: str(DEFAULT_DATA_DIR / "worker.heartbeat"))

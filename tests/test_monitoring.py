@@ -159,8 +159,14 @@ def test_metrics_count_posts_tasks_and_a_failed_post_and_celery_sees_the_failure
     assert sample(worked, "hashtale_task_runs_total", task="suggest_hashtags", outcome="failed") == 1
     assert sample(worked, "hashtale_task_runs_total", task="write_story", outcome="done") == GOOD_POSTS
     assert sample(worked, "hashtale_task_duration_seconds_count", task="write_story") == GOOD_POSTS
-    assert sample(worked, "hashtale_model_duration_seconds_count", model="hashtagger", backend="local") == GOOD_POSTS
+    # Batched across posts (worker/batching.py): the calls hold every post that reached its model call once.
+    calls = sample(worked, "hashtale_model_duration_seconds_count", model="hashtagger", backend="local")
+    assert 1 <= calls <= GOOD_POSTS
+    assert sample(worked, "hashtale_model_batch_size_sum", model="hashtagger", backend="local") == GOOD_POSTS
     assert sample(worked, "hashtale_model_batch_size_sum", model="storyteller", backend="local") == GOOD_POSTS
+    # Every message's wait for its batch, the failed post's too.
+    assert sample(worked, "hashtale_batch_wait_seconds_count", task="suggest_hashtags") == GOOD_POSTS + 1
+    assert sample(worked, "hashtale_batch_wait_seconds_count", task="write_story") == GOOD_POSTS
     assert sample(worked, "hashtale_post_completion_seconds_count") == GOOD_POSTS
 
     done = scrape(metrics)

@@ -35,6 +35,8 @@ PARKING = {"RETRY_BACKOFF": "0.5", "RETRY_BACKOFF_MAX": "2", "RETRY_POLL_INTERVA
 STATUS_TIMEOUT = 90.0  # seconds for a worker to start and reach a given stage
 DONE_TIMEOUT = 180.0  # seconds for every post to be done on a busy 2-core machine
 POLL = 0.05  # seconds: a kill must land inside one story
+# Cross-post batching (worker/batching.py): one batch holds every post of the test (they arrive well within the wait)
+BATCH = {"BATCH_SIZE": "4", "BATCH_WAIT_MS": "3000"}
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,16 @@ def wait_for_status(sessions, post_ids: list[int], status: PostStatus, timeout: 
             return found
         time.sleep(POLL)
     raise TimeoutError(f"no post reached {status.value} in {timeout} s:\n{log()[-4000:]}")
+
+
+def wait_for_all(sessions, post_ids: list[int], status: PostStatus, timeout: float, log) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if set(session.scalars(select(Post.status).where(Post.id.in_(post_ids)))) == {status}:
+                return
+        time.sleep(POLL)
+    raise TimeoutError(f"not every post reached {status.value} in {timeout} s:\n{log()[-4000:]}")
 
 
 def pool_children(pid: int) -> list[int]:
@@ -119,6 +131,25 @@ def test_killed_workers_lose_no_post(own_pg_url, redis_server, queue_name, photo
     with sessions() as session:
         assert session.get(Post, first).attempts == 3  # tagging, the killed story, the redelivered story
         assert session.get(Post, second).attempts >= 3
+
+
+def test_a_pool_process_killed_mid_batch_loses_no_post_of_the_batch(own_pg_url, redis_server, queue_name,
+                                                                     photo_paths, sessions, tmp_path):
+    """Every message of a batch is requeued when the pool process running it dies, and each post ends done once."""
+    env = {"DATABASE_URL": own_pg_url, "BROKER_URL": redis_server.url, "TASK_QUEUE": queue_name,
+           "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH), **BATCH}
+    with running_worker(env, tmp_path / "worker.log", concurrency=1) as worker:
+        post_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, tmp_path / "media",
+                                        photo_paths[30:34])
+        # All four writing at once: with one pool process, that is one batch job.
+        wait_for_all(sessions, post_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
+        (child,) = pool_children(worker.proc.pid)
+        os.kill(child, signal.SIGKILL)
+        statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+        assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
+    assert_one_set_each(sessions, post_ids)
+    with sessions() as session:  # tagging, the killed batch's story, the redelivered story
+        assert [session.get(Post, i).attempts for i in post_ids] == [3] * len(post_ids)
 
 
 def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_name, photo_paths, sessions, tmp_path):

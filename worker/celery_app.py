@@ -23,7 +23,9 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,  # results go to the SQL database, not a result backend
         task_acks_late=True,  # a message is acknowledged only after its task finished...
         task_reject_on_worker_lost=True,  # ...and redelivered if the worker process died mid-task
-        worker_prefetch_multiplier=1,
+        # Acknowledged-late messages count against the prefetch window: a pool process's batch (worker/batching.py)
+        # can fill only if the worker may reserve that many messages per process.
+        worker_prefetch_multiplier=max(1, settings.batch_size),
         # A new pool process loads the models before it reports up (worker.tasks warms them up): allow for it,
         # or the pool kills and respawns it forever (Celery's default is 4 s).
         worker_proc_alive_timeout=POOL_PROCESS_START_TIMEOUT,

@@ -1,7 +1,9 @@
-"""The pure steps of the pipeline: a post's inputs and an inference backend in, the rows to write out.
+"""The pure steps of the pipeline: a post's inputs in, the model requests; the models' results in, the rows to
+write out.
 
-No session and no broker here: the tasks in worker/tasks.py read the inputs in one short transaction,
-call these functions outside any transaction, and write what they return in another.
+No session, no broker and no model call here: the tasks in worker/tasks.py read the inputs in one short
+transaction, call the models outside any transaction (batched across posts: worker/batching.py) and write what
+these functions return in another.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import zlib
 from pathlib import Path
 
 from db.schema import Hashtag, Story
-from inference import InferenceBackend, StoryRequest
+from inference import StoryRequest, StoryResult, TagResult
 from settings import Settings
 
 SEED_MASK = 0x7FFFFFFF  # keeps a seed within a signed 32-bit INTEGER column
@@ -29,9 +31,8 @@ def read_image(settings: Settings, image_path: str) -> bytes:
     return (Path(settings.media_dir) / image_path).read_bytes()
 
 
-def hashtag_rows(post_id: int, image: bytes, backend: InferenceBackend, k: int) -> list[Hashtag]:
-    """Ranked hashtags for one image, as rows (rank 1 = best)."""
-    result = backend.suggest_hashtags(image, k)
+def hashtag_rows(post_id: int, result: TagResult) -> list[Hashtag]:
+    """A post's ranked hashtags, as rows (rank 1 = best)."""
     return [
         Hashtag(
             post_id=post_id,
@@ -47,22 +48,24 @@ def hashtag_rows(post_id: int, image: bytes, backend: InferenceBackend, k: int) 
     ]
 
 
-def story_row(post_id: int, seed_hashtag: str | None, backend: InferenceBackend, settings: Settings,
-              random_seed: int | None = None) -> Story:
-    """A story seeded with the post's top hashtag, sampled with the post's own seed (unless given one)."""
+def story_request(post_id: int, seed_hashtag: str | None, settings: Settings,
+                  random_seed: int | None = None) -> StoryRequest:
+    """The story a post asks for: seeded with its top hashtag, sampled with its own seed (unless given one)."""
     if not seed_hashtag:
         raise NothingToSeed(f"post {post_id} has no hashtag to seed its story")
-    request = StoryRequest(
+    return StoryRequest(
         seed_text=seed_hashtag,
         length=settings.story_length,
         temperature=settings.story_temperature,
         top_k=settings.story_top_k,
         random_seed=story_seed(post_id) if random_seed is None else random_seed,
     )
-    result = backend.write_story(request)
+
+
+def story_row(post_id: int, request: StoryRequest, result: StoryResult) -> Story:
     return Story(
         post_id=post_id,
-        seed_hashtag=seed_hashtag,
+        seed_hashtag=request.seed_text,
         text=result.text,
         length=request.length,
         temperature=request.temperature,

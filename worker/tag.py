@@ -29,13 +29,13 @@ def run(args) -> int:
     settings = settings.with_(**{name: value for name, value in overrides.items() if value is not None})
     backend = LocalBackend.from_settings(settings)
     try:
-        hashtags = pipeline.hashtag_rows(CLI_POST_ID, args.photo.read_bytes(), backend,
-                                         args.k or settings.hashtags_per_post)
+        result = backend.suggest_hashtags(args.photo.read_bytes(), args.k or settings.hashtags_per_post)
     except (OSError, InvalidImage) as exc:
         print(f"hashtale tag: {args.photo}: {exc}", file=sys.stderr)
         return 1
-    seed_hashtag = hashtags[0].text if hashtags else None
-    story = pipeline.story_row(CLI_POST_ID, seed_hashtag, backend, settings, random_seed=args.seed)
+    hashtags = pipeline.hashtag_rows(CLI_POST_ID, result)
+    request = pipeline.story_request(CLI_POST_ID, hashtags[0].text if hashtags else None, settings, args.seed)
+    story = pipeline.story_row(CLI_POST_ID, request, backend.write_story(request))
     tagger, writer = backend.models()
     if args.json:
         print(json.dumps({
@@ -51,5 +51,5 @@ def run(args) -> int:
     print()
     for h in hashtags:
         print(f"#{h.text.lstrip('#'):<24} {h.score:.3f}")
-    print(f"\nstory (seeded with #{seed_hashtag.lstrip('#')}):\n{story.text}")
+    print(f"\nstory (seeded with #{request.seed_text.lstrip('#')}):\n{story.text}")
     return 0

@@ -15,6 +15,9 @@ loses no retry and strands no worker (kombu's restore of unacknowledged ETA mess
 restart). Only a fault of the post itself fails it: it then ends its task in Celery's FAILURE state with the
 reason (PostFailed, declared in `throws`, so it is logged without a traceback and never retried): Flower and
 `celery events` see failed posts. Every run is counted by outcome (monitoring/: done, parked, failed, skipped).
+
+A worker runs the model calls of up to BATCH_SIZE posts of a stage as one batched call (worker/batching.py):
+each task still runs, succeeds, fails, parks and is acknowledged as its own post; only its model call is shared.
 """
 from __future__ import annotations
 
@@ -35,10 +38,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story, utcnow
 from db.session import make_engine, make_session_factory
-from inference import InferenceBackend, InferenceUnavailable, make_backend
+from inference import InferenceBackend, InferenceUnavailable, StoryRequest, make_backend
 from monitoring.metrics import MODEL_BATCH, MODEL_LATENCY, POST_COMPLETION, TASK_LATENCY, TASK_RUNS
 from settings import Settings
-from worker import pipeline
+from worker import batching, pipeline
 from worker.broker import queue_depth
 from worker.sweep import RESERVED_GRACE, claim_due_retries, claim_lost_posts, lost_posts
 
@@ -202,16 +205,27 @@ def model_call(model: str, settings: Settings, batch: int = 1):
     MODEL_BATCH.labels(model, settings.inference_backend).observe(batch)
 
 
+def tag_images(rt: Runtime, images: list[bytes]) -> list:
+    """The batched hashtagger call of worker/batching.py: images in, one outcome per image out."""
+    with model_call("hashtagger", rt.settings, len(images)):
+        return rt.backend.suggest_hashtags_batch(images, rt.settings.hashtags_per_post)
+
+
+def write_stories(rt: Runtime, requests: list[StoryRequest]) -> list:
+    """The batched storyteller call of worker/batching.py."""
+    with model_call("storyteller", rt.settings, len(requests)):
+        return rt.backend.write_stories(requests)
+
+
 def _read_image_path(session: Session, post: Post) -> str:
     return post.image_path
 
 
-@shared_task(bind=True, name="worker.tasks.suggest_hashtags", throws=(PostFailed,))
+@shared_task(bind=True, name="worker.tasks.suggest_hashtags", throws=(PostFailed,), Strategy=batching.STRATEGY)
 def suggest_hashtags(self, post_id: int) -> None:
     def compute(rt: Runtime, image_path: str) -> list[Hashtag]:
         image = pipeline.read_image(rt.settings, image_path)
-        with model_call("hashtagger", rt.settings):
-            return pipeline.hashtag_rows(post_id, image, rt.backend, rt.settings.hashtags_per_post)
+        return pipeline.hashtag_rows(post_id, batching.submit(functools.partial(tag_images, rt), image))
 
     def replace(session: Session, rows: list[Hashtag]) -> None:
         session.execute(delete(Hashtag).where(Hashtag.post_id == post_id))
@@ -221,14 +235,14 @@ def suggest_hashtags(self, post_id: int) -> None:
         write_story.delay(post_id)
 
 
-@shared_task(bind=True, name="worker.tasks.write_story", throws=(PostFailed,))
+@shared_task(bind=True, name="worker.tasks.write_story", throws=(PostFailed,), Strategy=batching.STRATEGY)
 def write_story(self, post_id: int) -> None:
     def read(session: Session, post: Post) -> str | None:
         return session.scalar(select(Hashtag.text).where(Hashtag.post_id == post_id).order_by(Hashtag.rank).limit(1))
 
     def compute(rt: Runtime, seed_hashtag: str | None) -> Story:
-        with model_call("storyteller", rt.settings):
-            return pipeline.story_row(post_id, seed_hashtag, rt.backend, rt.settings)
+        request = pipeline.story_request(post_id, seed_hashtag, rt.settings)
+        return pipeline.story_row(post_id, request, batching.submit(functools.partial(write_stories, rt), request))
 
     def replace(session: Session, row: Story) -> None:
         session.execute(delete(Story).where(Story.post_id == post_id))
@@ -304,8 +318,10 @@ def _warm_up(**_kwargs) -> None:
     # (SQLAlchemy's advice for multiprocessing); kombu caches its engines on the class.
     for engine, _session_factory in Channel._engines.values():
         engine.dispose(close=False)
-    backend = runtime(app_settings(current_app)).backend
+    settings = app_settings(current_app)
+    backend = runtime(settings).backend
     try:
         backend.check_ready()
+        backend.warm_up(settings.batch_size)
     except InferenceUnavailable as exc:  # e.g. Triton not up yet: tasks retry until it is
         logger.warning("inference backend not ready yet: %s", exc)

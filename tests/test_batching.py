@@ -1,0 +1,70 @@
+"""worker/batching.py's gathering: the model calls of one batch job's requests, made as one call, in threads as the
+pool job runs them (the Celery side is exercised by tests/test_tasks.py, test_resilience.py and test_monitoring.py)."""
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from inference import InferenceUnavailable, InvalidImage
+from worker.batching import run_gathered, submit
+
+
+def outcome(work, i):
+    """What a request's task ends with: its return, or the exception it raised."""
+    try:
+        return work(i)
+    except Exception as exc:
+        return exc
+
+
+def run_job(size: int, work) -> list:
+    """`work(i)` for every request i of a batch job of `size`, each in a thread of its own, as run_batch runs them."""
+    return run_gathered([functools.partial(outcome, work, i) for i in range(size)])
+
+
+def test_one_call_for_every_request_that_submits_and_each_gets_its_own_outcome():
+    calls = []
+
+    def call(items):
+        calls.append(list(items))
+        return [InvalidImage(f"bad {x}") if x == 2 else x * 10 for x in items]
+
+    # Request 3 ends without a model call (a duplicate message, say): the call does not wait for it.
+    outcomes = run_job(4, lambda i: None if i == 3 else submit(call, i))
+    assert len(calls) == 1 and sorted(calls[0]) == [0, 1, 2]
+    assert outcomes[0] == 0 and outcomes[1] == 10 and outcomes[3] is None
+    assert isinstance(outcomes[2], InvalidImage)  # only its own request fails
+
+
+def test_a_failed_call_raises_in_every_request_that_submitted():
+    def call(items):
+        raise InferenceUnavailable("the models are away")
+
+    outcomes = run_job(3, lambda i: submit(call, i))
+    assert all(isinstance(o, InferenceUnavailable) for o in outcomes)
+    assert len({id(o) for o in outcomes}) == 3  # each request raises an exception of its own
+
+
+def test_a_job_without_model_calls_makes_none():
+    assert run_job(2, lambda i: i) == [0, 1]
+
+
+def test_outside_a_batch_job_submit_calls_for_its_one_item():
+    assert submit(lambda items: [x + 1 for x in items], 1) == 2
+    with pytest.raises(InvalidImage):
+        submit(lambda items: [InvalidImage("bad")], 1)
+
+
+def test_triton_batched_calls_give_each_item_its_own_outcome():
+    """The Triton backend sends a batch's requests concurrently; a server that cannot be reached is each request's
+    own InferenceUnavailable (its post parks), not an error of the call."""
+    from inference.triton import TritonBackend
+    from tests.worker_process import free_port
+
+    backend = TritonBackend(f"127.0.0.1:{free_port()}", timeout=2.0)  # nothing listens there
+    try:
+        outcomes = backend.suggest_hashtags_batch([b"one", b"two", b"three"], 5)
+    finally:
+        backend.close()
+    assert len(outcomes) == 3 and all(isinstance(o, InferenceUnavailable) for o in outcomes)

@@ -1,0 +1,279 @@
+"""Cross-post batching in the worker: the model calls of up to BATCH_SIZE posts of a stage run as ONE batched call,
+while every message stays a per-post task with the guarantees of worker/tasks.py.
+
+Not celery-batches (0.11, the maintained successor of celery.contrib.batches), for what it does to those guarantees:
+- process death: it sends a batch to the pool without an error callback, so when the pool process dies its messages
+  are neither acknowledged nor rejected: task_reject_on_worker_lost is ignored, they stay reserved (and count
+  against the prefetch window, stalling the worker) until the worker's connection closes or Redis's visibility
+  timeout (an hour) restores them;
+- acks_late: it acknowledges every message of a batch when the batch function returns, whatever happened to each
+  post, and a batch that raised is acknowledged too;
+- per item: one synthetic task id per batch; no per-message state, retry or task-succeeded/task-failed event
+  (Flower and `celery events` would not see a failed post), so every task would have to be rewritten for it;
+- it declares celery<5.7, and the worker runs Celery 5.7.
+
+So this module, in two halves:
+- The worker's main process (the consumer): the tasks' Strategy is Celery's default one, except that a request it
+  would send to the pool joins its task's open Batch instead. A batch goes to the pool when it holds BATCH_SIZE
+  requests, or BATCH_WAIT_MS after its first request came (a lone post waits that long at most: the wait is the
+  `hashtale_batch_wait_seconds` metric). With an event loop (Redis) a batch still takes requests in while it waits
+  for a free pool process, up to BATCH_SIZE; without one (kombu's SQLite broker) Celery's pool takes a job's
+  arguments as it is handed over, so a batch holds what came within BATCH_WAIT_MS. Acknowledged-late messages count
+  against the prefetch window, so the worker reserves BATCH_SIZE messages per pool process
+  (worker_prefetch_multiplier, worker/celery_app.py).
+- A pool process runs a batch as one job: each request's task runs through Celery's own tracer in a thread of its
+  own, exactly as it runs alone (start, park, fail or finish in short transactions of its own). Where a task
+  reaches its model call it `submit`s its input; once every request of the job has submitted or ended, the job
+  makes the batched call once, and each task gets back its own result or its own error.
+The job returns one trace result per request and the main process settles each request with Celery's own Request
+callbacks: acknowledged once its task returned (after its commit), and when the pool process dies, every request
+of the batch is requeued (reject_on_worker_lost), as a lone task's would be.
+
+Outside a batch job (batching off, Task.apply) `submit` makes the call for its one item.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+import time
+from typing import Any, Callable
+
+from billiard.einfo import ExceptionInfo
+from celery import current_app
+from celery.app.trace import fast_trace_task, trace_task_ret
+from celery.exceptions import TaskRevokedError
+from celery.worker.strategy import default as default_strategy
+
+from monitoring.metrics import BATCH_WAIT
+
+BatchCall = Callable[[list[Any]], list[Any]]  # inputs -> per input, in order, its result or its own Exception
+
+STRATEGY = "worker.batching:strategy"  # the tasks' Celery Strategy (a name: Celery imports it in the worker)
+_job = threading.local()  # .gathering: the Gathering of the batch job this thread runs a request of
+
+
+class Gathering:
+    """The model calls of one batch job's requests (`size` of them), made as one call."""
+
+    def __init__(self, size: int):
+        self._ready = threading.Condition()
+        self._pending = size  # requests that have neither submitted nor ended
+        self._inputs: list[Any] = []
+        self._call: BatchCall | None = None
+        self._outcomes: list[Any] | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, call: BatchCall, item: Any) -> Any:
+        with self._ready:
+            index = len(self._inputs)
+            self._inputs.append(item)
+            self._call = self._call or call  # the requests of a job are one task's: the same call
+            self._arrive()
+            self._ready.wait_for(lambda: self._outcomes is not None or self._error is not None)
+        if self._error is not None:
+            raise _own_copy(self._error)
+        return _unwrap(self._outcomes[index])
+
+    def end(self) -> None:
+        """A request's task returned: it submits nothing more."""
+        with self._ready:
+            self._arrive()
+
+    def _arrive(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self._ready.notify_all()
+
+    def run(self) -> None:
+        """Wait until every request has submitted or ended, then make the call for all that submitted."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._pending == 0)
+            inputs, call = list(self._inputs), self._call
+        if not inputs:
+            return
+        try:
+            outcomes = call(inputs)
+            if len(outcomes) != len(inputs):
+                raise RuntimeError(f"a batched call returned {len(outcomes)} outcomes for {len(inputs)} inputs")
+        except BaseException as exc:  # the call as a whole failed: every task that submitted raises it
+            with self._ready:
+                self._error = exc
+                self._ready.notify_all()
+            return
+        with self._ready:
+            self._outcomes = outcomes
+            self._ready.notify_all()
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """An exception of its own for each task that raises the call's error (a raise adds to its traceback)."""
+    try:
+        return copy.copy(error)
+    except Exception:  # an exception class that cannot be rebuilt from its args
+        return error
+
+
+def _unwrap(outcome: Any) -> Any:
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def submit(call: BatchCall, item: Any) -> Any:
+    """`call([item])`'s result for `item` (its error raised), batched with the other requests of this thread's batch
+    job if it runs in one."""
+    gathering = getattr(_job, "gathering", None)
+    if gathering is None:
+        return _unwrap(call([item])[0])
+    return gathering.submit(call, item)
+
+
+def run_gathered(work: list[Callable[[], Any]]) -> list[Any]:
+    """Run every callable in a thread of its own, their `submit`s made as one call; what each returned, in order
+    (each callable handles its own errors)."""
+    gathering = Gathering(len(work))
+    returned: list[Any] = [None] * len(work)
+
+    def one(index: int) -> None:
+        _job.gathering = gathering
+        try:
+            returned[index] = work[index]()
+        finally:
+            _job.gathering = None
+            gathering.end()
+
+    threads = [threading.Thread(target=one, args=(i,), name=f"batch-{i}") for i in range(len(work))]
+    for thread in threads:
+        thread.start()
+    gathering.run()
+    for thread in threads:
+        thread.join()
+    return returned
+
+
+def run_batch(fast_trace: bool, requests: list[tuple]) -> list[tuple]:
+    """A pool job: trace every request (the arguments Celery's Request sends to the pool) in a thread of its own,
+    their model calls made as one. Returns per request Celery's trace result: (failed, retval, runtime)."""
+    app = current_app._get_current_object()  # the threads' own current app is the default one otherwise
+    trace = fast_trace_task if fast_trace else functools.partial(trace_task_ret, app=app)
+
+    def traced(args: tuple) -> tuple:
+        began = time.monotonic()
+        app.set_current()  # shared tasks (the next stage's .delay) publish through it
+        try:
+            return trace(*args)
+        except BaseException:  # the tracer handles the task's errors; this is the tracer's own
+            return 1, ExceptionInfo(), time.monotonic() - began
+
+    return run_gathered([functools.partial(traced, args) for args in requests])
+
+
+class Batch:
+    """Requests of one task gathered in the worker's main process; the pool runs them as one job. It takes the
+    place of a Request in Celery's hand-over to the pool (WorkController._process_task)."""
+
+    def __init__(self, gatherer: "Gatherer"):
+        self.gatherer = gatherer
+        self.requests: list = []
+        self.arrived: list[float] = []  # time.monotonic() of each request's arrival
+        self.handed_over = False
+        self.sealed = False  # sent to the pool: takes no more requests
+        self.timer = None
+
+    def execute_using_pool(self, pool, **_kwargs):
+        now = time.monotonic()
+        with self.gatherer.lock:
+            self.sealed = True
+        for arrived in self.arrived:
+            BATCH_WAIT.labels(self.gatherer.task_name).observe(now - arrived)
+        requests = [r for r in self.requests if not r.revoked()]  # revoked: acknowledged and dropped
+        if not requests:
+            raise TaskRevokedError("every request of the batch was revoked")  # the caller frees the pool slot
+
+        def accepted(pid: int, time_accepted: float) -> None:
+            for r in requests:
+                r.on_accepted(pid, time_accepted)
+
+        def returned(results: list[tuple]) -> None:
+            for r, result in zip(requests, results):
+                r.on_success(result)
+
+        def lost(exc_info) -> None:  # WorkerLostError when the pool process died: each requeued (acks_late)
+            for r in requests:
+                r.on_failure(exc_info)
+
+        return pool.apply_async(
+            run_batch,
+            args=(self.gatherer.fast_trace,
+                  [(r.type, r.id, r.request_dict, r.body, r.content_type, r.content_encoding) for r in requests]),
+            accept_callback=accepted, callback=returned, error_callback=lost,
+        )
+
+
+class Gatherer:
+    """The open batch of one task in the worker's main process."""
+
+    def __init__(self, task_name: str, consumer, size: int, wait: float):
+        self.task_name = task_name.rsplit(".", 1)[-1]
+        self.hand_over = consumer.on_task_request  # to the pool, once a pool process is free (Celery's semaphore)
+        self.size, self.wait = size, wait  # requests, seconds
+        self.fast_trace = consumer.app.use_fast_trace_task
+        # With an event loop (Redis) the consumer runs in the loop's thread and the loop's timer fires on time;
+        # without one (the SQLite broker) the worker's timer thread may sleep a second before it sees a new entry,
+        # so each batch gets a timer thread of its own.
+        self.threaded = isinstance(consumer.timer, threading.Thread)
+        self.timer = consumer.timer
+        self.lock = threading.Lock()
+        self.open: Batch | None = None
+
+    def add(self, request) -> None:
+        with self.lock:
+            batch = self.open
+            started = batch is None or batch.sealed or len(batch.requests) >= self.size
+            if started:
+                batch = self.open = Batch(self)
+            batch.requests.append(request)
+            batch.arrived.append(time.monotonic())
+            full = len(batch.requests) >= self.size
+        if full:
+            self._hand_over(batch)
+        elif started:
+            self._start_timer(batch)
+
+    def _start_timer(self, batch: Batch) -> None:
+        if self.threaded:
+            batch.timer = threading.Timer(self.wait, self._hand_over, (batch,))
+            batch.timer.daemon = True
+            batch.timer.start()
+        else:
+            batch.timer = self.timer.call_after(self.wait, self._hand_over, (batch,))
+
+    def _hand_over(self, batch: Batch) -> None:
+        with self.lock:
+            if batch.handed_over:
+                return
+            batch.handed_over = True
+        if batch.timer is not None:
+            batch.timer.cancel()
+        self.hand_over(batch)
+
+
+class _Redirected:
+    """The consumer, as Celery's default strategy sees it, except that requests go to the gatherer."""
+
+    def __init__(self, consumer, on_task_request):
+        self._consumer = consumer
+        self.on_task_request = on_task_request
+
+    def __getattr__(self, name: str):
+        return getattr(self._consumer, name)
+
+
+def strategy(task, app, consumer, **kwargs):
+    """The tasks' Strategy (Celery instantiates it once per task in the worker's main process)."""
+    settings = app.conf.hashtale_settings
+    if settings.batch_size <= 1:
+        return default_strategy(task, app, consumer, **kwargs)
+    gatherer = Gatherer(task.name, consumer, settings.batch_size, settings.batch_wait_ms / 1000)
+    return default_strategy(task, app, _Redirected(consumer, gatherer.add), **kwargs)
