@@ -61,7 +61,8 @@ class LocalBackend:
 
     def suggest_hashtags(self, image: bytes, k: int) -> TagResult:
         tagger, _ = self.models()
-        x = preprocess(image, self.settings.max_image_pixels, self.settings.max_image_side)  # (3, 224, 224)
+        x = preprocess(image, self.settings.max_image_pixels, self.settings.max_image_side,
+                       tagger.input_size)  # (3, S, S)
         with torch.inference_mode():
             predictions = tagger.suggest(x.unsqueeze(0), k)[0]  # batch of one
         hashtags = [

@@ -75,7 +75,7 @@ def writer(server):
 
 
 def in_process(tagger, image: bytes):
-    return tagger.suggest(preprocess(image).unsqueeze(0), K)[0]  # (1, 3, 224, 224) -> one image's tags
+    return tagger.suggest(preprocess(image, size=tagger.input_size).unsqueeze(0), K)[0]  # (1, 3, S, S) -> one image's tags
 
 
 @pytest.fixture(scope="module")
