@@ -67,6 +67,7 @@ class Encoder(nn.Module):
         self.register_buffer("input_scale", scale, persistent=False)
         self.register_buffer("input_shift", shift, persistent=False)
         self.set_finetune(config.finetune_blocks)
+        self.train()  # a frozen encoder starts (and stays) in inference mode: its batch norms keep ImageNet's statistics
 
     def set_finetune(self, n_blocks: int) -> None:
         """Freeze everything but the top `n_blocks` blocks."""

@@ -9,7 +9,9 @@ A photo's tags form a set, so the training order is a choice (`tag_order`):
   at each step the target is the one of the photo's remaining tags the model itself scores highest.
 Tags already emitted are masked out of each step's softmax, in training as in beam search.
 An optional multi-label head on the mean annotation (`aux_weight` > 0, binary cross-entropy) is an
-auxiliary loss that trains the image features for every tag of a photo at once."""
+auxiliary loss that trains the image features for every tag of a photo at once; with `aux_guide` its logits
+are also added to every step's logits, so the image-level evidence for each tag guides the decoder, which
+then learns what the steps add: the order, when to stop, and what the attended region says."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ class SATConfig:
     alpha_c: float = 1.0  # lambda of the doubly stochastic regulariser
     tag_order: str = "frequent"  # one of TAG_ORDERS
     aux_weight: float = 0.0  # weight of the auxiliary multi-label loss (0: no auxiliary head)
+    aux_guide: bool = False  # add the auxiliary head's logits to every step's logits (needs aux_weight > 0)
 
 
 class SoftAttention(nn.Module):
@@ -70,21 +73,27 @@ class SATHashtagger(nn.Module):
 
     def init_state(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Decoder state before the first tag: h_0, c_0 from the mean annotation, plus the attention's
-        per-image projection (kept in the state so beam search reorders it along with h and c)."""
+        per-image projection and, when guided, the auxiliary logits (kept in the state so beam search reorders
+        them along with h and c)."""
         mean = feats.mean(dim=1)  # (B, D)
         h = torch.tanh(self.init_h(mean))  # (B, H)
         c = torch.tanh(self.init_c(mean))  # (B, H)
-        return h, c, self.attention.feature_proj(feats)  # (B, H), (B, H), (B, L, A)
+        state = (h, c, self.attention.feature_proj(feats))  # (B, H), (B, H), (B, L, A)
+        if self.config.aux_guide:
+            state += (self.aux_head(mean),)  # (B, V)
+        return state
 
     def step(self, feats: torch.Tensor, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]
              ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
         """One decoder step: previous tokens (B,) -> logits (B, V), attention (B, L), new state."""
-        h, c, projected = state
+        h, c, projected, *guide = state
         z, alpha = self.attention(feats, projected, h)  # (B, D), (B, L)
         z = torch.sigmoid(self.gate(h)) * z  # (B, D), the gating scalar beta_t
         h, c = self.lstm(torch.cat([self.embed(tokens), z], dim=1), (h, c))  # (B, H) each
         logits = self.head(self.dropout(h))  # (B, V)
-        return logits, alpha, (h, c, projected)
+        if guide:
+            logits = logits + guide[0]  # (B, V) the auxiliary head's image-level evidence
+        return logits, alpha, (h, c, projected, *guide)
 
     def forward(self, feats: torch.Tensor, targets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -101,6 +110,7 @@ class SATHashtagger(nn.Module):
         emitted = torch.zeros(B, V, dtype=torch.bool, device=targets.device)  # (B, V) tags fed back so far
         rows = torch.arange(B, device=targets.device)
         state = self.init_state(feats)
+        guide = state[3:]  # the auxiliary logits when guided
         tokens = targets[:, 0]  # (B,) <start>
         logits, alphas, labels = [], [], []
         for t in range(targets.size(1) - 1):
@@ -123,7 +133,7 @@ class SATHashtagger(nn.Module):
         nll = F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=PAD_ID)
         loss = nll + self.config.alpha_c * doubly_stochastic(alphas, labels != PAD_ID)
         if self.aux_head is not None:
-            aux = self.aux_head(feats.mean(dim=1))[:, len(SPECIALS):]  # (B, V - specials)
+            aux = (guide[0] if guide else self.aux_head(feats.mean(dim=1)))[:, len(SPECIALS):]  # (B, V - specials)
             multi_hot = torch.zeros(B, V, device=feats.device)
             multi_hot[real.nonzero(as_tuple=True)[0], targets[real]] = 1.0
             loss = loss + self.config.aux_weight * F.binary_cross_entropy_with_logits(aux, multi_hot[:, len(SPECIALS):])

@@ -79,10 +79,11 @@ def test_a_post_goes_through_both_stages(app, settings, sessions, coffee_jpeg):
     run(app, "suggest_hashtags", post_id)
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.TAGGED and post.attempts == 1 and not stories
-    assert [t.rank for t in tags] == list(range(1, K + 1))
-    assert len({t.text for t in tags}) == K
+    assert 1 <= len(tags) <= K and [t.rank for t in tags] == list(range(1, len(tags) + 1))  # the emitted set
+    assert len({t.text for t in tags}) == len(tags)
     assert all(0.0 <= t.score <= 1.0 for t in tags)
-    assert tags[0].attention_shape == [7, 7] and sum(tags[0].attention) == pytest.approx(1.0, abs=1e-4)
+    rows, cols = tags[0].attention_shape
+    assert len(tags[0].attention) == rows * cols and sum(tags[0].attention) == pytest.approx(1.0, abs=1e-4)
 
     run(app, "write_story", post_id)
     post, tags, stories = load(sessions, post_id)

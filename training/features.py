@@ -108,7 +108,9 @@ class FeatureStore:
 
     @torch.no_grad()
     def annotations(self, paths: list[Path], encoder: Encoder, batch: int = 256) -> torch.Tensor:
-        """(N, L, D) float16 annotation vectors of `paths`: the cached activations through `encoder`'s top stages."""
+        """(N, L, D) float16 annotation vectors of `paths`: the cached activations through `encoder`'s top stages
+        in inference mode (batch norms on their running statistics, as served)."""
+        encoder.eval()
         acts = self.load(paths)
         return torch.cat([encoder.top(acts[i:i + batch].float(), self.top_stages).half()
                           for i in range(0, len(acts), batch)])

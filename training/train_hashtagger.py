@@ -94,6 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tags", type=int, default=DEFAULT_MAX_TAGS, help="tags per post used / at most decoded")
     p.add_argument("--tag-order", default="rare", choices=TAG_ORDERS, help="training order of a photo's tags")
     p.add_argument("--aux-weight", type=float, default=0.0, help="weight of the auxiliary multi-label loss (sat)")
+    p.add_argument("--aux-guide", action="store_true", help="add the auxiliary head's logits to every step's (sat)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--patience", type=int, default=4, help="epochs without a better validation score before stopping")
     p.add_argument("--batch-size", type=int, default=64)
@@ -256,7 +257,8 @@ def _model_config(args, vocab_size: int, dim: int, locations: int) -> dict:
     common = {"vocab_size": vocab_size, "feature_dim": dim, "num_locations": locations, "dropout": args.dropout}
     if args.arch == "sat":
         return {**common, "embed_dim": args.embed_dim, "hidden_dim": args.hidden_dim, "attention_dim": args.attention_dim,
-                "alpha_c": args.alpha_c, "tag_order": args.tag_order, "aux_weight": args.aux_weight}
+                "alpha_c": args.alpha_c, "tag_order": args.tag_order, "aux_weight": args.aux_weight,
+                "aux_guide": args.aux_guide}
     if args.arch == "show-and-tell":
         if args.tag_order == "predicted":
             raise SystemExit("Show-and-Tell trains with a fixed tag order: --tag-order frequent or rare")

@@ -30,7 +30,7 @@ def read_image(settings: Settings, image_path: str) -> bytes:
 
 
 def hashtag_rows(post_id: int, image: bytes, backend: InferenceBackend, k: int) -> list[Hashtag]:
-    """Ranked hashtags for one image, as rows (rank 1 = best)."""
+    """The image's emitted hashtags (at most k), as rows in emission order (rank 1 = first emitted)."""
     result = backend.suggest_hashtags(image, k)
     return [
         Hashtag(
