@@ -68,10 +68,10 @@ def evaluate(tagger: Tagger, feats: torch.Tensor, truth: list[list[str]]) -> dic
 
 def markdown_table(rows: list[dict], data: str, n_posts: int) -> str:
     lines = [f"Hashtag models on `{data}` ({n_posts} posts).", "",
-             "| model | version | " + " | ".join(COLUMNS) + " |",
-             "|---|---|" + "---:|" * len(COLUMNS)]
+             "| model | checkpoint | version | " + " | ".join(COLUMNS) + " |",
+             "|---|---|---|" + "---:|" * len(COLUMNS)]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['version']} | " + " | ".join(
+        lines.append(f"| {r['model']} | {r['checkpoint']} | {r['version']} | " + " | ".join(
             f"{r['metrics'][c]:.0f}" if c == "N+" else f"{r['metrics'][c]:.3f}" for c in COLUMNS) + " |")
     lines += ["", "Original work on HARRISON (BLEU-1): " +
               ", ".join(f"{name} {value}" for name, value in ORIGINAL_BLEU1.items()) + "."]
