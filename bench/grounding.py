@@ -6,11 +6,18 @@ Composites are made from the held-out 20 % of `photos/` (the training hold-out: 
 different tags, each the centre square the encoder would see, shrunk to half the input side and pasted on the
 left and right halves of a grey square (so the encoder's centre crop keeps both). The model decodes each
 composite as the service does (float32 encoder, its own min_score, at most 5 tags). For every emitted tag that
-belongs to one of the two photos, its attention mass on that photo's half is measured (each grid cell split
+belongs to one of the two photos, the mass of its served heat map (`TagPrediction.attention`) on that photo's
+half is measured (each grid cell split
 between the halves by the share of its width on each side). Printed: how often both tags are emitted, the
 pointing accuracy (share of such tags with more than half their mass on their own half), the mean mass on
 the own half, and the same for the tags' positions swapped (the chance level of a map that ignores the tag
-is 0.5). Writes <out>/grounding.json and <out>/grounding.png (examples: composite + one panel per tag).
+is 0.5). Two more views of the same composites, for every pair and both of its tags:
+- "second step": the decoder is fed <start> and one tag, and the decoder attention of the step that follows is
+  scored against the OTHER tag's half (what the step looks at once the first tag is said; the first step's
+  attention is computed before any tag is chosen, so it cannot be specific to one);
+- "class map": for a model with the auxiliary multi-label head, that head applied to each location (its logit
+  is the mean of these; Zhou et al. 2016's class activation map), softmax over locations, for each true tag.
+Writes <out>/grounding.json and <out>/grounding.png (examples: composite + one panel per emitted tag).
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from PIL import Image
 
 from models.image import decode_image, to_tensor
 from models.tagger import Tagger
+from models.vocab import START_ID
 from settings import PROJECT_ROOT
 from training.attention_png import draw
 from training.harrison import holdout_split, read_split
@@ -83,6 +91,7 @@ def main() -> None:
         for start in range(0, len(images), BATCH):
             x = torch.stack([to_tensor(img, tagger.input_size) for img in images[start:start + BATCH]])  # (B, 3, S, S)
             decoded += tagger.suggest(x, K)
+    second, class_map = _forced_views(tagger, images, pairs)
     own, swapped, both, hits, n_tags = [], [], 0, 0, 0
     for (a, b), preds in zip(pairs, decoded):
         found = {p.text for p in preds}
@@ -101,7 +110,12 @@ def main() -> None:
               "both_tags_emitted": both / len(pairs), "tags_of_the_pair_emitted": n_tags,
               "mean_tags_emitted": sum(map(len, decoded)) / len(decoded),
               "pointing_accuracy": hits / max(n_tags, 1), "mean_mass_on_own_half": float(np.mean(own)) if own else 0.0,
-              "mean_mass_on_other_half": float(np.mean(swapped)) if swapped else 0.0}
+              "mean_mass_on_other_half": float(np.mean(swapped)) if swapped else 0.0,
+              "second_step_pointing_accuracy": float(np.mean([m > 0.5 for m in second])),
+              "second_step_mean_mass_on_own_half": float(np.mean(second))}
+    if class_map:
+        result["class_map_pointing_accuracy"] = float(np.mean([m > 0.5 for m in class_map]))
+        result["class_map_mean_mass_on_own_half"] = float(np.mean(class_map))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "grounding.json").write_text(json.dumps(result, indent=1))
@@ -121,6 +135,33 @@ def main() -> None:
             top += p.height
         figure.save(out / "grounding.png")
     print(json.dumps(result, indent=1))
+
+
+@torch.inference_mode()
+def _forced_views(tagger: Tagger, images: list[Image.Image], pairs) -> tuple[list[float], list[float]]:
+    """Per pair and tag: the mass on that tag's half of (the attention of the step after the other tag was fed,
+    the auxiliary head's class map)."""
+    decoder, second, class_map = tagger.decoder, [], []
+    for start in range(0, len(images), BATCH):
+        x = torch.stack([to_tensor(img, tagger.input_size) for img in images[start:start + BATCH]])  # (B, 3, S, S)
+        feats = tagger.encode(x)  # (B, L, D)
+        batch = pairs[start:start + BATCH]
+        ids = torch.tensor([[tagger.vocab.index[a.tags[0]], tagger.vocab.index[b.tags[0]]] for a, b in batch])  # (B, 2)
+        for first, other in ((0, 1), (1, 0)):  # feed one tag, score the next step's attention on the other's half
+            state = decoder.init_state(feats)
+            _, _, state = decoder.step(feats, torch.full((len(batch),), START_ID), state)
+            _, alpha, _ = decoder.step(feats, ids[:, first], state)  # (B, L)
+            for row in range(len(batch)):
+                on_left = left_share(alpha[row].numpy().reshape(tagger.attention_shape))
+                second.append(on_left if other == 0 else 1.0 - on_left)
+        maps = decoder.tag_maps(feats) if hasattr(decoder, "tag_maps") else None  # (B, L, V)
+        if maps is not None:
+            for row in range(len(batch)):
+                for side in (0, 1):
+                    grid = maps[row, :, ids[row, side]].numpy().reshape(tagger.attention_shape)
+                    on_left = left_share(grid)
+                    class_map.append(on_left if side == 0 else 1.0 - on_left)
+    return second, class_map
 
 
 if __name__ == "__main__":

@@ -83,6 +83,14 @@ class SATHashtagger(nn.Module):
             state += (self.aux_head(mean),)  # (B, V)
         return state
 
+    def tag_maps(self, feats: torch.Tensor) -> torch.Tensor | None:
+        """Where each tag's image-level evidence lies: the auxiliary head applied to every location (its logit is
+        the mean of these, a class activation map, Zhou et al. 2016), softmax over locations. (B, L, V), or None
+        without an auxiliary head."""
+        if self.aux_head is None:
+            return None
+        return F.softmax(self.aux_head(feats), dim=1)  # (B, L, V)
+
     def step(self, feats: torch.Tensor, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]
              ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
         """One decoder step: previous tokens (B,) -> logits (B, V), attention (B, L), new state."""

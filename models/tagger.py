@@ -49,7 +49,9 @@ UNTRAINED_TAGS = ("love", "friend", "beach", "family", "sea", "food", "sky", "do
 class TagPrediction:
     text: str
     score: float  # model probability of the tag at its step, 0..1
-    attention: np.ndarray | None  # (rows, cols) float32 summing to 1; None for models without attention
+    # (rows, cols) float32 summing to 1: where the model found the tag (the emitting step's attention, or for a
+    # guided decoder the tag's class activation map, see SATHashtagger.tag_maps); None for models without attention
+    attention: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,12 @@ class Tagger:
             return [Decoded(tags=[], sequence=[]) for _ in range(len(feats))]
         if self.arch == "multilabel":
             return self._decode_multilabel(feats, k)
+        # a guided decoder's tags come from the image-level evidence: their heat map is where that evidence lies
+        maps = self.decoder.tag_maps(feats) if getattr(self.decoder.config, "aux_guide", False) else None  # (B, L, V)
         out = []
-        for image_hyps in beam_search(self.decoder, feats, beam_width=self.beam_width, max_len=k):
-            tags = [self._prediction(r.token, r.score, r.attention) for r in emitted_tags(image_hyps[0], self.min_score)]
+        for b, image_hyps in enumerate(beam_search(self.decoder, feats, beam_width=self.beam_width, max_len=k)):
+            tags = [self._prediction(r.token, r.score, r.attention if maps is None else maps[b, :, r.token].cpu().numpy())
+                    for r in emitted_tags(image_hyps[0], self.min_score)]
             out.append(Decoded(tags=tags, sequence=[t.text for t in tags]))
         return out
 
