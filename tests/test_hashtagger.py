@@ -4,6 +4,7 @@ import copy
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,7 +15,7 @@ from models.hashtagger import SATConfig, SATHashtagger, doubly_stochastic, order
 from models.multilabel import MultiLabelClassifier, MultiLabelConfig
 from models.show_and_tell import ShowAndTell, ShowTellConfig
 from models.tagger import Tagger
-from models.vocab import SPECIALS
+from models.vocab import SPECIALS, Vocab
 from training.harrison import Example, read_split, write_split
 
 B, L, D, V = 3, 49, 1280, len(SPECIALS) + 6
@@ -129,6 +130,22 @@ def test_auxiliary_multilabel_loss_adds_to_the_decoder_loss():
     _, plain = _sat()(feats, targets)
     _, with_aux = _sat(aux_weight=0.5)(feats, targets)
     assert with_aux.item() > plain.item()
+
+
+def test_guided_decoder_shows_each_tag_where_its_evidence_lies():
+    """aux_guide: the auxiliary logits join every step, and each emitted tag's heat map is its class map."""
+    model = _sat(aux_weight=1.0, aux_guide=True, embed_dim=8, hidden_dim=16, attention_dim=8, feature_dim=12,
+                 num_locations=4).eval()
+    feats = torch.randn(2, 4, 12)
+    maps = model.tag_maps(feats).detach()  # (2, 4, V)
+    torch.testing.assert_close(maps.sum(dim=1), torch.ones(2, V))
+    encoder = type("Grid", (torch.nn.Module,), {})()
+    encoder.attention_shape, encoder.input_size = (2, 2), 64
+    tagger = Tagger(encoder, model, Vocab(list(SPECIALS) + [f"t{i}" for i in range(V - len(SPECIALS))]), "sat",
+                    name="tiny", version="", trained=True)
+    for b, d in enumerate(tagger.decode(feats, 3)):
+        for tag in d.tags:
+            np.testing.assert_allclose(tag.attention.ravel(), maps[b, :, tagger.vocab.index[tag.text]].numpy(), rtol=1e-6)
 
 
 def test_doubly_stochastic_regulariser():
