@@ -120,7 +120,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "grounding.json").write_text(json.dumps(result, indent=1))
     shown = [i for i, ((a, b), preds) in enumerate(zip(pairs, decoded))
-             if {a.tags[0], b.tags[0]} <= {p.text for p in preds}][:EXAMPLES]
+             if {a.tags[0], b.tags[0]} & {p.text for p in preds}][:EXAMPLES]
     panels = []
     for i in shown:
         path = draw(images[i], decoded[i], out / f"example{i}.png", f"{pairs[i][0].tags[0]} | {pairs[i][1].tags[0]}",
