@@ -72,6 +72,6 @@ def test_hashtale_tag_prints_hashtags_and_a_story(photo_paths):
     out = subprocess.run([sys.executable, "-m", "cli", "tag", str(photo_paths[0]), "--length", str(STORY_LENGTH),
                           "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=True)
     result = json.loads(out.stdout)
-    assert len(result["hashtags"]) == K and result["story"]
+    assert 1 <= len(result["hashtags"]) <= K and result["story"]  # the emitted set, at most K
     assert len(result["models"]) == 2  # hashtagger and storyteller, each with its version
     assert all(isinstance(m["trained"], bool) for m in result["models"].values())

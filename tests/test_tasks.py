@@ -128,7 +128,7 @@ def test_a_requeued_post_replaces_its_hashtags(app, settings, sessions, coffee_j
     run(app, "write_story", post_id)
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE
-    assert [t.rank for t in tags] == list(range(1, K + 1)) and len(stories) == 1
+    assert 1 <= len(tags) <= K and [t.rank for t in tags] == list(range(1, len(tags) + 1)) and len(stories) == 1
 
 
 def test_a_corrupt_image_fails_the_post_at_once(app, settings, sessions, coffee_jpeg):
@@ -177,4 +177,4 @@ def test_the_sweep_task_enqueues_the_next_task(app, settings, sessions, coffee_j
     finally:
         app.conf.task_always_eager = False
     post, tags, stories = load(sessions, post_id)
-    assert post.status == PostStatus.DONE and len(tags) == K and len(stories) == 1
+    assert post.status == PostStatus.DONE and 1 <= len(tags) <= K and len(stories) == 1
