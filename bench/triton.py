@@ -144,11 +144,11 @@ def in_process_references(images: list[bytes], stories: list[StoryRequest], thre
 
     @torch.inference_mode()
     def suggest() -> None:
-        tagger.suggest(torch.stack([preprocess(b) for b in batch]), K)  # (32, 3, 224, 224)
+        tagger.suggest(torch.stack([preprocess(b, size=tagger.input_size) for b in batch]), K)  # (32, 3, S, S)
 
     @torch.inference_mode()
     def suggest_encoder_in_chunks() -> None:
-        x = torch.stack([preprocess(b) for b in batch])  # (32, 3, 224, 224)
+        x = torch.stack([preprocess(b, size=tagger.input_size) for b in batch])  # (32, 3, S, S)
         tagger.decode(tagger.encode(x, chunk), K)  # (32, L, D) -> tags
 
     return {"hashtagger": {"Tagger.suggest": suggest, f"encoder in chunks of {chunk}": suggest_encoder_in_chunks},

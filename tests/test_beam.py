@@ -1,17 +1,16 @@
-"""Beam search: exact on a tiny vocabulary, distinct tags, always terminates."""
+"""Beam search: exact on a tiny vocabulary, distinct tags, always terminates; the emitted set."""
 import itertools
-import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from models.beam import beam_search, first_step, ranked_tags
+from models.beam import Hypothesis, beam_search, emitted_tags
 from models.hashtagger import SATConfig, SATHashtagger
 from models.show_and_tell import ShowAndTell, ShowTellConfig
 from models.tagger import Tagger
-from models.vocab import END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID
+from models.vocab import END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, Vocab
 
 N_TAGS = 3
 MAX_LEN = 3
@@ -77,15 +76,14 @@ def test_thousand_decodes_distinct_and_terminating():
     feats = torch.randn(1000, L, D) * 3
     for model in models:
         hyps = beam_search(model, feats, beam_width=5, max_len=8)
-        probs, alpha = first_step(model, feats)
-        for b, image_hyps in enumerate(hyps):
+        for image_hyps in hyps:
             assert image_hyps, "every decode ends with at least one hypothesis"
             for h in image_hyps:
                 assert 1 <= len(h.tokens) <= 8 and len(set(h.tokens)) == len(h.tokens)
                 assert all(t >= len(SPECIALS) for t in h.tokens)
                 assert all(0 < p <= 1 for p in h.step_probs)
-            tags = ranked_tags(image_hyps, 10, probs[b], None if alpha is None else alpha[b])
-            assert len(tags) == 10 and len({t.token for t in tags}) == 10
+            tags = emitted_tags(image_hyps[0], min_score=0.5)
+            assert 1 <= len(tags) <= 8 and len({t.token for t in tags}) == len(tags)
 
 
 def test_attention_of_every_step_sums_to_one():
@@ -96,15 +94,34 @@ def test_attention_of_every_step_sums_to_one():
             np.testing.assert_allclose(h.attention.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_ranked_tags_fill_up_from_the_first_step():
+def test_emitted_tags_are_the_best_hypothesis_above_the_threshold():
+    """No top-up from other hypotheses: only the best one's tags, each with its own step's attention, and
+    those under min_score dropped (but never the first: a post gets at least one tag)."""
+    att = np.eye(3, L, dtype=np.float32)
+    best = Hypothesis(tokens=[6, 4, 5], log_prob=-1.0, step_probs=[0.3, 0.9, 0.2], attention=att)
+    assert [t.token for t in emitted_tags(best)] == [6, 4, 5]
+    kept = emitted_tags(best, min_score=0.5)
+    assert [t.token for t in kept] == [6, 4] and [t.score for t in kept] == [0.3, 0.9]
+    np.testing.assert_array_equal(kept[1].attention, att[1])
+
+
+def test_tagger_emits_at_most_k_and_stops_on_end():
     model = _tiny_sat()
-    feats = torch.randn(1, L, D)
-    hyps = beam_search(model, feats, beam_width=1, max_len=1)[0]  # one hypothesis of one tag
-    probs, alpha = first_step(model, feats)
-    tags = ranked_tags(hyps, N_TAGS, probs[0], alpha[0])
-    assert [t.token for t in tags][0] == hyps[0].tokens[0]
-    assert sorted(t.token for t in tags) == list(range(len(SPECIALS), len(SPECIALS) + N_TAGS))
-    assert math.isclose(sum(probs[0].tolist()), 1.0, rel_tol=1e-5)
+    tagger = Tagger(_TinyEncoder(), model, Vocab(list(SPECIALS) + ["a", "b", "c"]), "sat", name="tiny", version="",
+                    trained=True, max_tags=MAX_LEN)
+    feats = torch.randn(20, L, D)
+    hyps = beam_search(model, feats, beam_width=tagger.beam_width, max_len=MAX_LEN)
+    for k in (1, 2, 3, 10):
+        for d, image_hyps in zip(tagger.decode(feats, k), hyps):
+            assert 1 <= len(d.tags) <= min(k, MAX_LEN) and d.sequence == [t.text for t in d.tags]
+            if k >= MAX_LEN:  # not truncated: exactly the best hypothesis, ended by <end>
+                assert [tagger.vocab.index[t] for t in d.sequence] == image_hyps[0].tokens
+
+
+class _TinyEncoder(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attention_shape, self.input_size = (2, 2), 64
 
 
 def test_untrained_tagger_suggests_distinct_tags_on_a_real_photo(coffee_jpeg):
@@ -112,13 +129,13 @@ def test_untrained_tagger_suggests_distinct_tags_on_a_real_photo(coffee_jpeg):
 
     tagger = Tagger.untrained()
     assert not tagger.trained and tagger.version == "untrained" and tagger.attention_shape == (7, 7)
-    result = tagger.suggest(torch.stack([preprocess(coffee_jpeg)] * 2), k=5)
+    result = tagger.suggest(torch.stack([preprocess(coffee_jpeg, size=tagger.input_size)] * 2), k=5)
     assert len(result) == 2
     for preds in result:
-        assert len(preds) == 5 and len({p.text for p in preds}) == 5
+        assert 1 <= len(preds) <= 5 and len({p.text for p in preds}) == len(preds)
         for p in preds:
             assert 0 < p.score <= 1
             assert p.attention.shape == (7, 7) and p.attention.dtype == np.float32
             assert p.attention.sum() == pytest.approx(1.0, abs=1e-5)
     assert [p.text for p in result[0]] == [p.text for p in Tagger.untrained().suggest(
-        preprocess(coffee_jpeg).unsqueeze(0), k=5)[0]], "the untrained fallback is deterministic"
+        preprocess(coffee_jpeg, size=tagger.input_size).unsqueeze(0), k=5)[0]], "the untrained fallback is deterministic"

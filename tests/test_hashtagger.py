@@ -4,17 +4,18 @@ import copy
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
 import cli
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.encoder import Encoder, EncoderConfig
-from models.hashtagger import SATConfig, SATHashtagger, doubly_stochastic
+from models.hashtagger import SATConfig, SATHashtagger, doubly_stochastic, order_tags
 from models.multilabel import MultiLabelClassifier, MultiLabelConfig
 from models.show_and_tell import ShowAndTell, ShowTellConfig
 from models.tagger import Tagger
-from models.vocab import SPECIALS
+from models.vocab import SPECIALS, Vocab
 from training.harrison import Example, read_split, write_split
 
 B, L, D, V = 3, 49, 1280, len(SPECIALS) + 6
@@ -64,6 +65,20 @@ def test_encoder_frozen_by_default_and_top_blocks_finetune(lite0):
     assert tuned.training
 
 
+@pytest.mark.parametrize("backbone, size, grid", [("efficientnet-lite1", 240, 8), ("efficientnet-lite2", 260, 9)])
+def test_larger_lite_encoders_at_their_own_input_size(backbone, size, grid):
+    encoder = Encoder(EncoderConfig(backbone=backbone)).eval()
+    assert encoder.input_size == size and encoder.attention_shape == (grid, grid)
+    images = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        feats = encoder(images)  # (1, grid * grid, 1280)
+        split = encoder.top(encoder.trunk(images, 2), 2)  # what the feature cache and fine-tuning do
+        fused = copy.deepcopy(encoder).fuse_for_inference()(images)
+    assert feats.shape == (1, grid * grid, 1280)
+    torch.testing.assert_close(split, feats)
+    torch.testing.assert_close(fused, feats, atol=FUSED_TOLERANCE, rtol=0)
+
+
 def test_torchvision_backbone_loads_local_weights_only(tmp_path):
     import torchvision
 
@@ -95,6 +110,42 @@ def test_sat_shapes_and_attention_sums_to_one_over_locations():
     assert step_logits.shape == (B, V) and alpha.shape == (B, L)
     torch.testing.assert_close(alpha.sum(dim=1), torch.ones(B))
     assert (alpha >= 0).all()
+
+
+def test_training_orders_of_a_tag_set():
+    targets = torch.tensor([[1, 9, 5, 7, 2], [1, 6, 2, 0, 0]])  # ids rise as tag frequency falls
+    assert order_tags(targets, "frequent").tolist() == [[5, 7, 9, 0, 0], [6, 0, 0, 0, 0]]
+    assert order_tags(targets, "rare").tolist() == [[9, 7, 5, 0, 0], [6, 0, 0, 0, 0]]
+    # order-free: the same set in any order gives the same loss, and each step's target is a tag of the set
+    feats = torch.randn(2, L, D)
+    losses = [_sat(tag_order="predicted")(feats, t)[1] for t in (targets, torch.tensor([[1, 5, 7, 9, 2], [1, 6, 2, 0, 0]]))]
+    torch.testing.assert_close(losses[0], losses[1])
+    # emitted tags are out of each later step's softmax
+    logits, _ = _sat(tag_order="rare")(feats, targets)  # (2, 4, V)
+    assert torch.isinf(logits[0, 1, 9]) and torch.isinf(logits[0, 2, 7]) and not torch.isinf(logits[0, 0, 9])
+
+
+def test_auxiliary_multilabel_loss_adds_to_the_decoder_loss():
+    feats, targets = torch.randn(B, L, D), _targets()
+    _, plain = _sat()(feats, targets)
+    _, with_aux = _sat(aux_weight=0.5)(feats, targets)
+    assert with_aux.item() > plain.item()
+
+
+def test_guided_decoder_shows_each_tag_where_its_evidence_lies():
+    """aux_guide: the auxiliary logits join every step, and each emitted tag's heat map is its class map."""
+    model = _sat(aux_weight=1.0, aux_guide=True, embed_dim=8, hidden_dim=16, attention_dim=8, feature_dim=12,
+                 num_locations=4).eval()
+    feats = torch.randn(2, 4, 12)
+    maps = model.tag_maps(feats).detach()  # (2, 4, V)
+    torch.testing.assert_close(maps.sum(dim=1), torch.ones(2, V))
+    encoder = type("Grid", (torch.nn.Module,), {})()
+    encoder.attention_shape, encoder.input_size = (2, 2), 64
+    tagger = Tagger(encoder, model, Vocab(list(SPECIALS) + [f"t{i}" for i in range(V - len(SPECIALS))]), "sat",
+                    name="tiny", version="", trained=True)
+    for b, d in enumerate(tagger.decode(feats, 3)):
+        for tag in d.tags:
+            np.testing.assert_allclose(tag.attention.ravel(), maps[b, :, tagger.vocab.index[tag.text]].numpy(), rtol=1e-6)
 
 
 def test_doubly_stochastic_regulariser():
@@ -178,9 +229,25 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
     assert tagger.trained and tagger.name == "sat-effnetlite0" and len(tagger.version) == 12
     from models.image import preprocess
 
-    images = torch.stack([preprocess(p.read_bytes()) for p in [e.image for e in read_split(tiny_data)][:2]])
+    images = torch.stack([preprocess(p.read_bytes(), size=tagger.input_size)
+                          for p in [e.image for e in read_split(tiny_data)][:2]])
     for preds in tagger.suggest(images, k=5):
-        assert sorted(p.text for p in preds) == sorted(TINY_TAGS), "k is capped at the vocabulary, distinct"
+        assert 1 <= len(preds) <= len(TINY_TAGS) and len({p.text for p in preds}) == len(preds)
+        assert {p.text for p in preds} <= set(TINY_TAGS)
+    assert 0.0 <= tagger.min_score < 1.0  # chosen on the validation posts
+
+
+def test_finetuned_top_stages_train_from_the_cache_and_travel_with_the_export(tmp_path, tiny_data):
+    out, store, shipped = tmp_path / "run", tmp_path / "features", tmp_path / "tuned.pt"
+    assert cli.main(["train-hashtagger", "--data", str(tiny_data), "--extra-data", str(tiny_data), "--out", str(out),
+                     "--store", str(store), "--epochs", "1", "--batch-size", "6", "--embed-dim", "8",
+                     "--hidden-dim", "16", "--attention-dim", "8", "--finetune-blocks", "1", "--tag-order", "predicted",
+                     "--aux-weight", "0.5", "--export", str(shipped)]) == 0
+    ckpt = load_checkpoint(shipped)
+    tuned = {k: v.float() for k, v in ckpt["extra"]["encoder_state"].items()}
+    head = [k for k in tuned if k.startswith(f"blocks.{len(Encoder(EncoderConfig()).blocks) - 1}.conv.weight")]
+    assert head and not torch.equal(tuned[head[0]], Encoder(EncoderConfig()).state_dict()[head[0]].float())
+    assert Tagger.load(shipped).encoder.trainable
 
 
 def test_checkpoint_saved_on_another_device_loads_on_cpu(tmp_path, monkeypatch):
@@ -208,7 +275,7 @@ def test_bfloat16_encoder_gives_the_same_tags_whatever_the_batch(photo_paths):
     from models.image import preprocess
 
     fp32, bf16 = Tagger.load(precision="fp32"), Tagger.load(precision="bf16")
-    images = torch.stack([preprocess(p.read_bytes()) for p in photo_paths[:8]])  # (8, 3, 224, 224)
+    images = torch.stack([preprocess(p.read_bytes(), size=fp32.input_size) for p in photo_paths[:8]])  # (8, 3, S, S)
     with torch.inference_mode():
         batched = bf16.encode(images)  # (8, L, D)
         alone = torch.cat([bf16.encode(images[i:i + 1]) for i in range(len(images))])

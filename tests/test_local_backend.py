@@ -21,14 +21,15 @@ def backend() -> LocalBackend:
     return make_backend(Settings(inference_backend="local", torch_threads=1))
 
 
-def test_suggests_ranked_distinct_hashtags_with_attention(backend, coffee_jpeg):
+def test_suggests_the_emitted_set_of_distinct_hashtags_with_attention(backend, coffee_jpeg):
     result = backend.suggest_hashtags(coffee_jpeg, K)
     tagger, _ = backend.models()
     assert (result.model_name, result.model_version) == (tagger.name, tagger.version)
-    assert len(result.hashtags) == K and len({h.text for h in result.hashtags}) == K
+    assert 1 <= len(result.hashtags) <= K and len({h.text for h in result.hashtags}) == len(result.hashtags)
+    rows, cols = tagger.attention_shape
     for tag in result.hashtags:
         assert 0.0 <= tag.score <= 1.0
-        assert tag.attention_shape == (7, 7) and len(tag.attention) == 49
+        assert tag.attention_shape == (rows, cols) and len(tag.attention) == rows * cols
         assert sum(tag.attention) == pytest.approx(1.0, abs=1e-4)
 
 
@@ -71,6 +72,6 @@ def test_hashtale_tag_prints_hashtags_and_a_story(photo_paths):
     out = subprocess.run([sys.executable, "-m", "cli", "tag", str(photo_paths[0]), "--length", str(STORY_LENGTH),
                           "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=True)
     result = json.loads(out.stdout)
-    assert len(result["hashtags"]) == K and result["story"]
+    assert 1 <= len(result["hashtags"]) <= K and result["story"]  # the emitted set, at most K
     assert len(result["models"]) == 2  # hashtagger and storyteller, each with its version
     assert all(isinstance(m["trained"], bool) for m in result["models"].values())

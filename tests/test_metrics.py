@@ -44,5 +44,6 @@ def test_posts_without_tags_are_left_out_of_ranking_metrics():
 
 def test_all_metrics_names():
     m = all_metrics([["a"]], [["a", "b"]], [["a"]])
-    assert set(m) == {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "P@1", "R@5", "A@5"}
+    assert set(m) == {"BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "P@1", "R@5", "A@5", "per-class P",
+                      "per-class R", "per-class F1", "per-image P", "per-image R", "per-image F1", "N+"}
     assert m["P@1"] == m["A@5"] == m["BLEU-1"] == 1.0

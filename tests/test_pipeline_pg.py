@@ -44,11 +44,12 @@ def test_posted_photos_are_tagged_and_told_in_postgresql(pg_url, redis_url, queu
                 tags = session.scalars(select(Hashtag).where(Hashtag.post_id == post_id).order_by(Hashtag.rank)).all()
                 (story,) = session.scalars(select(Story).where(Story.post_id == post_id)).all()
                 assert post.attempts == 2 and post.error is None
-                assert [t.rank for t in tags] == list(range(1, K + 1)) and len({t.text for t in tags}) == K
+                assert 1 <= len(tags) <= K and [t.rank for t in tags] == list(range(1, len(tags) + 1))
+                assert len({t.text for t in tags}) == len(tags)  # the emitted set: distinct
                 assert story.seed_hashtag == tags[0].text and story.random_seed == pipeline.story_seed(post_id)
                 assert story.length == STORY_LENGTH and story.text
 
         shown = client.get(read_url(client.application, post_ids[0])).get_json()  # and the webhook's read API shows them
-        assert shown["status"] == "done" and len(shown["hashtags"]) == K and shown["story"]["text"]
+        assert shown["status"] == "done" and 1 <= len(shown["hashtags"]) <= K and shown["story"]["text"]
     finally:
         engine.dispose()

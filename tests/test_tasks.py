@@ -86,10 +86,11 @@ def test_a_post_goes_through_both_stages(app, settings, sessions, coffee_jpeg):
     run(app, "suggest_hashtags", post_id)
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.TAGGED and post.attempts == 1 and not stories
-    assert [t.rank for t in tags] == list(range(1, K + 1))
-    assert len({t.text for t in tags}) == K
+    assert 1 <= len(tags) <= K and [t.rank for t in tags] == list(range(1, len(tags) + 1))  # the emitted set
+    assert len({t.text for t in tags}) == len(tags)
     assert all(0.0 <= t.score <= 1.0 for t in tags)
-    assert tags[0].attention_shape == [7, 7] and sum(tags[0].attention) == pytest.approx(1.0, abs=1e-4)
+    rows, cols = tags[0].attention_shape
+    assert len(tags[0].attention) == rows * cols and sum(tags[0].attention) == pytest.approx(1.0, abs=1e-4)
 
     run(app, "write_story", post_id)
     post, tags, stories = load(sessions, post_id)
@@ -135,7 +136,7 @@ def test_a_requeued_post_replaces_its_hashtags(app, settings, sessions, coffee_j
     run(app, "write_story", post_id)
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE
-    assert [t.rank for t in tags] == list(range(1, K + 1)) and len(stories) == 1
+    assert 1 <= len(tags) <= K and [t.rank for t in tags] == list(range(1, len(tags) + 1)) and len(stories) == 1
 
 
 def test_a_corrupt_image_fails_the_post_at_once(app, settings, sessions, coffee_jpeg):
@@ -172,7 +173,7 @@ def test_an_unavailable_backend_parks_the_post_until_it_is_back(app, settings, s
     run(app, "write_story", post_id)
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE and post.error is None and post.transient_failures == 0
-    assert len(tags) == K and len(stories) == 1
+    assert 1 <= len(tags) <= K and len(stories) == 1
 
 
 def test_a_missing_post_is_ignored(app):
@@ -245,7 +246,7 @@ def test_the_sweep_task_enqueues_the_next_task(app, settings, sessions, coffee_j
     finally:
         app.conf.task_always_eager = False
     post, tags, stories = load(sessions, post_id)
-    assert post.status == PostStatus.DONE and len(tags) == K and len(stories) == 1
+    assert post.status == PostStatus.DONE and 1 <= len(tags) <= K and len(stories) == 1
 
 
 def test_beat_removes_photo_files_no_post_references(app, settings, sessions, coffee_jpeg):
@@ -287,7 +288,7 @@ def test_a_batch_job_runs_one_model_call_and_a_bad_photo_fails_only_its_post(app
     assert _batch_sizes("hashtagger") == (calls + 1, posts + 4)  # the bad photo was in the call, alone refused
     for post_id in good:
         post, tags, _ = load(sessions, post_id)
-        assert post.status == PostStatus.TAGGED and len(tags) == K
+        assert post.status == PostStatus.TAGGED and 1 <= len(tags) <= K
     assert load(sessions, bad)[0].status == PostStatus.FAILED
 
     calls, posts = _batch_sizes("storyteller")

@@ -75,7 +75,7 @@ def writer(server):
 
 
 def in_process(tagger, image: bytes):
-    return tagger.suggest(preprocess(image).unsqueeze(0), K)[0]  # (1, 3, 224, 224) -> one image's tags
+    return tagger.suggest(preprocess(image, size=tagger.input_size).unsqueeze(0), K)[0]  # (1, 3, S, S) -> one image's tags
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_hashtags_equal_in_process_results(backend, tagger, images, expected):
     with ThreadPoolExecutor(len(images)) as pool:  # concurrent: batched on the server
         results = list(pool.map(lambda image: backend.suggest_hashtags(image, K), images))
     for result, want in zip(results, expected):
-        assert len(result.hashtags) == K
+        assert 1 <= len(result.hashtags) <= K
         assert_same_tags(result, want)
         assert (result.model_name, result.model_version) == (tagger.name, tagger.version)
     assert tagger.version == file_version(weights_path(REPOSITORY, "hashtagger"))

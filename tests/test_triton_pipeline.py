@@ -68,7 +68,8 @@ def assert_done_through_triton(sessions, post_ids):
             tags = session.scalars(select(Hashtag).where(Hashtag.post_id == post_id).order_by(Hashtag.rank)).all()
             (story,) = session.scalars(select(Story).where(Story.post_id == post_id)).all()
             assert post.status == PostStatus.DONE and post.error is None
-            assert [t.rank for t in tags] == list(range(1, K + 1)) and len({t.text for t in tags}) == K
+            assert 1 <= len(tags) <= K and [t.rank for t in tags] == list(range(1, len(tags) + 1))
+            assert len({t.text for t in tags}) == len(tags)  # the emitted set: distinct
             assert {t.model_version for t in tags} == {tagger_version}  # the weights Triton serves
             assert story.model_version == writer_version and story.seed_hashtag == tags[0].text and story.text
 

@@ -1,5 +1,5 @@
-"""Draw where the hashtagger looked: the photo, then one panel per suggested hashtag with its 7x7
-attention map upsampled over the image.
+"""Draw where the hashtagger looked: the photo, then one panel per emitted hashtag with its attention
+map (the encoder's grid, e.g. 7x7 or 9x9) upsampled over the image.
 
     hashtale attention PHOTO.jpg --out var/attention.png [--checkpoint PATH] [-k 5]
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.image import INPUT_SIZE, decode_image, to_tensor
+from models.image import decode_image, to_tensor
 from models.tagger import TagPrediction, Tagger
 
 HEAT_ALPHA = 0.55  # opacity of the heat map over the photo
@@ -21,16 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", help="a JPEG, PNG or WebP photo")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--checkpoint", default=None, help="hashtagger checkpoint (default: the shipped one)")
-    p.add_argument("-k", type=int, default=5, help="number of hashtags")
+    p.add_argument("-k", type=int, default=5, help="at most this many hashtags")
 
 
-def draw(image: Image.Image, predictions: list[TagPrediction], path: str | Path, title: str) -> Path:
+def draw(image: Image.Image, predictions: list[TagPrediction], path: str | Path, title: str, size: int) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    crop = _centre_crop(image)
+    crop = _centre_crop(image, size)
     fig, axes = plt.subplots(1, len(predictions) + 1, figsize=(3 * (len(predictions) + 1), 3.4))
     axes = np.atleast_1d(axes)
     axes[0].imshow(crop)
@@ -54,16 +54,16 @@ def draw(image: Image.Image, predictions: list[TagPrediction], path: str | Path,
 def run(args: argparse.Namespace) -> int:
     image = decode_image(Path(args.image).read_bytes()).image
     tagger = Tagger.load(args.checkpoint)
-    predictions = tagger.suggest(to_tensor(image).unsqueeze(0), k=args.k)[0]
-    draw(image, predictions, args.out, f"{tagger.name} {tagger.version}")
+    predictions = tagger.suggest(to_tensor(image, tagger.input_size).unsqueeze(0), k=args.k)[0]
+    draw(image, predictions, args.out, f"{tagger.name} {tagger.version}", tagger.input_size)
     print(f"{args.out}: " + ", ".join(f"#{p.text} {p.score:.2f}" for p in predictions))
     return 0
 
 
-def _centre_crop(image: Image.Image) -> Image.Image:
-    """The same square the encoder sees (models.image.to_tensor), at INPUT_SIZE px."""
+def _centre_crop(image: Image.Image, size: int) -> Image.Image:
+    """The same square the encoder sees (models.image.to_tensor), at `size` px."""
     w, h = image.size
-    scale = INPUT_SIZE / min(w, h)
-    resized = image.resize((max(INPUT_SIZE, round(w * scale)), max(INPUT_SIZE, round(h * scale))), Image.BICUBIC)
-    left, top = (resized.width - INPUT_SIZE) // 2, (resized.height - INPUT_SIZE) // 2
-    return resized.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
+    scale = size / min(w, h)
+    resized = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+    left, top = (resized.width - size) // 2, (resized.height - size) // 2
+    return resized.crop((left, top, left + size, top + size))

@@ -4,10 +4,14 @@
         --model models/checkpoints/hashtagger.pt --model var/runs/show-and-tell/best.pt \
         --model var/runs/multilabel/best.pt --out var/eval
 
-BLEU-1..4 and ROUGE-L on each model's best hashtag sequence (as in the original hashtag-story work),
-P@1, R@5, A@5 on its k ranked distinct tags (as in the HARRISON benchmark). Writes <out>/results.md
-(a Markdown table) and <out>/results.json. Features come from the shared cache (encoded once, float32);
-with `--precision bf16` (or a fine-tuned encoder) the images are encoded as the service encodes them.
+Every score is of the EMITTED set (at most k = 5 tags, the model ends it with <end> and drops tags below its
+`min_score`): the Corel-5k benchmark's per-class P/R/F1 (means over all classes of the split's vocabulary),
+per-image P/R/F1 and N+ (training.metrics.annotation_metrics, as its published code computes them);
+P@1, R@5, A@5 on the emitted tags in order (HARRISON); BLEU-1..4 and ROUGE-L of the emitted tags in
+emission order against the post's tags in file order (as the original hashtag-story work scored its
+generated hashtag sequence). Writes <out>/results.md (a Markdown table) and <out>/results.json.
+Features come from the shared cache (encoded once, float32); with `--precision bf16` the images are
+encoded as the service encodes them.
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ BATCH_SIZE = 256
 ENCODE_BATCH = 8  # images per encoder pass when encoding here: the fastest size on CPU (see triton_repo encode_chunk)
 # BLEU-1 reported by the original work on HARRISON (80/20 split), for the comparison table
 ORIGINAL_BLEU1 = {"soft attention": 0.0825, "Show-and-Tell": 0.1321, "multi-label CNN": 0.0047}
-COLUMNS = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "P@1", f"R@{RANK_K}", f"A@{RANK_K}"]
+COLUMNS = ["per-class P", "per-class R", "per-class F1", "per-image P", "per-image R", "per-image F1", "N+",
+           "tags/post", "P@1", f"R@{RANK_K}", f"A@{RANK_K}", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,25 +49,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def evaluate(tagger: Tagger, feats: torch.Tensor, truth: list[list[str]]) -> dict[str, float]:
-    """Metrics, plus the decoding checks: results holding a tag twice, and results short of k tags."""
-    sequences, ranked = [], []
+    """Metrics, plus the decoding checks: results holding a tag twice, and tags emitted outside the split's
+    vocabulary (they are not in the benchmark's prediction matrix, so they lower no precision there)."""
+    sequences, emitted = [], []
     for start in tqdm(range(0, len(feats), BATCH_SIZE), desc=tagger.name, unit="batch", leave=False):
         for d in tagger.decode(feats[start:start + BATCH_SIZE], RANK_K):
             sequences.append(d.sequence)
-            ranked.append([t.text for t in d.tags])
-    metrics = all_metrics(sequences, ranked, truth, RANK_K)
-    metrics["results_with_duplicates"] = sum(len(set(r)) != len(r) or len(set(s)) != len(s)
-                                             for r, s in zip(ranked, sequences))
-    metrics[f"results_short_of_{RANK_K}"] = sum(len(r) < RANK_K for r in ranked)
+            emitted.append([t.text for t in d.tags])
+    classes = sorted({t for tags in truth for t in tags})
+    metrics = all_metrics(sequences, emitted, truth, RANK_K, classes)
+    metrics["tags/post"] = sum(map(len, emitted)) / max(len(emitted), 1)
+    metrics["results_with_duplicates"] = sum(len(set(r)) != len(r) for r in emitted)
+    known = set(classes)
+    metrics["tags_outside_vocabulary"] = sum(t not in known for r in emitted for t in r)
+    metrics["classes"] = len(classes)
     return metrics
 
 
 def markdown_table(rows: list[dict], data: str, n_posts: int) -> str:
     lines = [f"Hashtag models on `{data}` ({n_posts} posts).", "",
-             "| model | version | " + " | ".join(COLUMNS) + " |",
-             "|---|---|" + "---:|" * len(COLUMNS)]
+             "| model | checkpoint | version | " + " | ".join(COLUMNS) + " |",
+             "|---|---|---|" + "---:|" * len(COLUMNS)]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['version']} | " + " | ".join(f"{r['metrics'][c]:.4f}" for c in COLUMNS) + " |")
+        lines.append(f"| {r['model']} | {r['checkpoint']} | {r['version']} | " + " | ".join(
+            f"{r['metrics'][c]:.0f}" if c == "N+" else f"{r['metrics'][c]:.3f}" for c in COLUMNS) + " |")
     lines += ["", "Original work on HARRISON (BLEU-1): " +
               ", ".join(f"{name} {value}" for name, value in ORIGINAL_BLEU1.items()) + "."]
     return "\n".join(lines) + "\n"
@@ -76,15 +86,16 @@ def run(args: argparse.Namespace) -> int:
         tagger = Tagger.load(None if spec == "shipped" else spec, precision=args.precision)
         store = FeatureStore(args.store, tagger.encoder.config.backbone)
         paths = [e.image for e in examples]
-        if tagger.encoder.trainable or tagger.precision != "fp32":  # encode the images themselves
+        if tagger.precision != "fp32":  # encode the images themselves, as the service does
             feats = _encode(tagger, paths)
-        else:
+        else:  # the cached trunk activations through this model's (possibly fine-tuned) top stages
             store.extract(paths, tagger.encoder)
-            feats = store.load(paths)
+            feats = store.annotations(paths, tagger.encoder)
         metrics = evaluate(tagger, feats, truth)
         rows.append({"model": tagger.name, "checkpoint": spec, "version": tagger.version, "precision": tagger.precision,
                      "metrics": metrics})
-        print(f"{tagger.name} ({spec}): " + "  ".join(f"{c} {metrics[c]:.4f}" for c in COLUMNS))
+        print(f"{tagger.name} ({spec}): " + "  ".join(f"{c} {metrics[c]:.4f}" for c in COLUMNS) +
+              f"  duplicates {metrics['results_with_duplicates']}  outside vocabulary {metrics['tags_outside_vocabulary']}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(markdown_table(rows, args.data, len(examples)))
@@ -98,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
 def _encode(tagger: Tagger, paths: list[Path]) -> torch.Tensor:
     feats = []
     for start in tqdm(range(0, len(paths), ENCODE_BATCH), desc="encode", unit="batch", leave=False):
-        images = torch.stack([preprocess(p.read_bytes()) for p in paths[start:start + ENCODE_BATCH]])  # (B, 3, 224, 224)
+        images = torch.stack([preprocess(p.read_bytes(), size=tagger.input_size)
+                              for p in paths[start:start + ENCODE_BATCH]])  # (B, 3, S, S)
         feats.append(tagger.encode(images).cpu())  # (B, L, D)
     return torch.cat(feats)

@@ -1,7 +1,12 @@
-"""Encoder features computed once and cached, so decoders train fast on a CPU.
+"""Encoder activations computed once and cached, so decoders (and the encoder's top stages) train fast on a CPU.
 
-A store is a folder per backbone (`var/features/<backbone>/`) of shards: `<name>.npy` holds float16
-features (N, L, D) and `<name>.txt` the N resolved image paths. Lookup is by image path, so any
+The cache holds what ENTERS the encoder's last `CACHE_TOP_STAGES` stages (`Encoder.trunk`): the annotation
+vectors are `Encoder.top` of it, a small fraction of the encoder's work, so a frozen encoder and one whose top
+stages are fine-tuned train from the same cache. Images are decoded with the service's own `decode_image`
+(EXIF orientation applied) at the backbone's input size.
+
+A store is a folder per backbone (`var/features/<backbone>-top<k>/`) of shards: `<name>.npy` holds float16
+activations (N, C, h, w) and `<name>.txt` the N resolved image paths. Lookup is by image path, so any
 HARRISON-format folder over the same images (a held-out split, an admin export) reuses the cache and
 only new images are encoded.
 """
@@ -14,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from models.encoder import BACKBONES, DEFAULT_BACKBONE, Encoder, EncoderConfig
-from models.image import to_tensor
+from models.image import decode_image, to_tensor
 from settings import PROJECT_ROOT
 from training.harrison import read_split
 
@@ -27,24 +31,27 @@ DEFAULT_STORE = PROJECT_ROOT / "var" / "features"
 BATCH_SIZE = 32
 SHARD_ROWS = 512  # images per shard file: what an interruption can cost
 ORDER_SEED = 0
+CACHE_TOP_STAGES = 2  # the Lite encoders' last MBConv block and 1x1 head convolution run from the cache
 
 
-class _Images(Dataset):
-    def __init__(self, paths: list[Path]):
-        self.paths = paths
+class Images(Dataset):
+    """Image files -> (3, size, size) encoder inputs, decoded as the service decodes uploads."""
+
+    def __init__(self, paths: list[Path], size: int):
+        self.paths, self.size = paths, size
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        with Image.open(self.paths[i]) as img:
-            return to_tensor(img.convert("RGB"))  # (3, 224, 224)
+        return to_tensor(decode_image(self.paths[i].read_bytes()).image, self.size)  # (3, S, S)
 
 
 class FeatureStore:
-    def __init__(self, root: str | Path = DEFAULT_STORE, backbone: str = DEFAULT_BACKBONE):
-        self.dir = Path(root) / backbone
-        self.backbone = backbone
+    def __init__(self, root: str | Path = DEFAULT_STORE, backbone: str = DEFAULT_BACKBONE,
+                 top_stages: int = CACHE_TOP_STAGES):
+        self.dir = Path(root) / f"{backbone}-top{top_stages}"
+        self.backbone, self.top_stages = backbone, top_stages
         self._rows: dict[str, tuple[Path, int]] = {}
         self._arrays: dict[Path, np.ndarray] = {}
         for txt in sorted(self.dir.glob("*.txt")):
@@ -63,18 +70,20 @@ class FeatureStore:
             return 0
         # a random order makes an interrupted cache a random subset rather than the first classes
         random.Random(ORDER_SEED).shuffle(todo)
-        encoder = (encoder or Encoder(EncoderConfig(backbone=self.backbone))).eval()
+        # a private fused copy: the caller's encoder keeps trainable top stages
+        encoder = Encoder(encoder.config if encoder is not None else EncoderConfig(backbone=self.backbone))
+        encoder = encoder.fuse_for_inference().eval()
         encoder = encoder.to(memory_format=torch.channels_last)  # faster depthwise convolutions on CPU
         self.dir.mkdir(parents=True, exist_ok=True)
         bar = tqdm(total=len(todo), desc=f"encoding ({self.backbone})", unit="img")
         for start in range(0, len(todo), SHARD_ROWS):
             chunk = todo[start:start + SHARD_ROWS]
-            loader = DataLoader(_Images(chunk), batch_size=BATCH_SIZE, num_workers=workers)
+            loader = DataLoader(Images(chunk, encoder.input_size), batch_size=BATCH_SIZE, num_workers=workers)
             parts = []
             with torch.inference_mode():
                 for images in loader:
-                    images = images.contiguous(memory_format=torch.channels_last)  # (B, 3, 224, 224)
-                    parts.append(encoder(images).half().numpy())  # (B, L, D)
+                    images = images.contiguous(memory_format=torch.channels_last)  # (B, 3, S, S)
+                    parts.append(encoder.trunk(images, self.top_stages).contiguous().half().numpy())  # (B, C, h, w)
                     bar.update(len(images))
             name = hashlib.sha256("\n".join(map(str, chunk)).encode()).hexdigest()[:16]
             npy, txt = self.dir / f"{name}.npy", self.dir / f"{name}.txt"
@@ -86,7 +95,7 @@ class FeatureStore:
         return len(todo)
 
     def load(self, paths: list[Path]) -> torch.Tensor:
-        """(N, L, D) float16 features of `paths`, in order. Every path must be cached."""
+        """(N, C, h, w) float16 activations of `paths`, in order. Every path must be cached."""
         missing = self.missing(paths)
         if missing:
             raise KeyError(f"{len(missing)} images have no cached features (first: {missing[0]}); run extract first")
@@ -96,6 +105,15 @@ class FeatureStore:
             npy, row = self._rows[str(p)]
             out[i] = self._array(npy)[row]
         return torch.from_numpy(out)
+
+    @torch.no_grad()
+    def annotations(self, paths: list[Path], encoder: Encoder, batch: int = 256) -> torch.Tensor:
+        """(N, L, D) float16 annotation vectors of `paths`: the cached activations through `encoder`'s top stages
+        in inference mode (batch norms on their running statistics, as served)."""
+        encoder.eval()
+        acts = self.load(paths)
+        return torch.cat([encoder.top(acts[i:i + batch].float(), self.top_stages).half()
+                          for i in range(0, len(acts), batch)])
 
     def _array(self, npy: Path) -> np.ndarray:
         if npy not in self._arrays:

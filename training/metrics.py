@@ -1,6 +1,7 @@
 """Hashtag metrics. Sequence metrics as in the original hashtag-story work (BLEU-1..4, ROUGE-L on the
 generated hashtag sequence against the post's hashtags), ranking metrics as in the HARRISON benchmark
-(P@1, R@5, A@5 on k ranked distinct tags). Pure functions over lists of tag strings."""
+(P@1, R@5, A@5 on the emitted tags in order), and the image-annotation metrics of the Corel-5k benchmark
+(per-class and per-image P/R/F1, N+) on the emitted set. Pure functions over lists of tag strings."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ from collections import Counter
 
 ROUGE_BETA = 1.2  # recall weight of ROUGE-L's F-measure, as in coco-caption
 MAX_BLEU_N = 4
+EPSILON = 1e-7  # as in the Corel-5k benchmark code: 0/0 counts as 0
 
 
 def bleu(candidates: list[list[str]], references: list[list[str]], max_n: int = MAX_BLEU_N) -> list[float]:
@@ -65,9 +67,42 @@ def accuracy_at_k(ranked: list[list[str]], truth: list[list[str]], k: int = 5) -
     return sum(bool(set(r[:k]) & set(t)) for r, t in pairs) / len(pairs) if pairs else 0.0
 
 
-def all_metrics(sequences: list[list[str]], ranked: list[list[str]], truth: list[list[str]], k: int = 5) -> dict[str, float]:
+def annotation_metrics(predicted: list[list[str]], truth: list[list[str]], classes: list[str] | None = None
+                       ) -> dict[str, float]:
+    """Corel-5k metrics as the benchmark's published code computes them (parham1998's EvaluationMetrics, on
+    a 0/1 prediction matrix over the test vocabulary): per-class P and R are means over ALL `classes` of
+    TP_c / predicted_c and TP_c / positives_c (a class never predicted has P 0, a class without test
+    positives has R 0: the code divides by count + 1e-7), per-class F1 the harmonic mean of the two means;
+    per-image ("overall") P, R over all (image, class) pairs; N+ the classes with a correct prediction.
+    `classes` defaults to the tags of `truth`; predicted tags outside `classes` are not in the matrix."""
+    classes = sorted({t for tags in truth for t in tags}) if classes is None else classes
+    index = {c: i for i, c in enumerate(classes)}
+    tp, n_pred, n_true = [0] * len(classes), [0] * len(classes), [0] * len(classes)
+    for pred, true in zip(predicted, truth, strict=True):
+        pred_ids, true_ids = {index[t] for t in pred if t in index}, {index[t] for t in true if t in index}
+        for c in pred_ids:
+            n_pred[c] += 1
+            tp[c] += c in true_ids
+        for c in true_ids:
+            n_true[c] += 1
+    n = max(len(classes), 1)
+    p_class = sum(t / (p + EPSILON) for t, p in zip(tp, n_pred)) / n
+    r_class = sum(t / (g + EPSILON) for t, g in zip(tp, n_true)) / n
+    p_image, r_image = sum(tp) / (sum(n_pred) + EPSILON), sum(tp) / (sum(n_true) + EPSILON)
+    return {"per-class P": p_class, "per-class R": r_class, "per-class F1": _f1(p_class, r_class),
+            "per-image P": p_image, "per-image R": r_image, "per-image F1": _f1(p_image, r_image),
+            "N+": float(sum(t > 0 for t in tp))}
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r + EPSILON)
+
+
+def all_metrics(sequences: list[list[str]], ranked: list[list[str]], truth: list[list[str]], k: int = 5,
+                classes: list[str] | None = None) -> dict[str, float]:
     b = bleu(sequences, truth)
     return {
+        **annotation_metrics(ranked, truth, classes),
         **{f"BLEU-{n + 1}": b[n] for n in range(MAX_BLEU_N)},
         "ROUGE-L": rouge_l(sequences, truth),
         "P@1": precision_at_1(ranked, truth),

@@ -32,7 +32,7 @@ def read_image(settings: Settings, image_path: str) -> bytes:
 
 
 def hashtag_rows(post_id: int, result: TagResult) -> list[Hashtag]:
-    """A post's ranked hashtags, as rows (rank 1 = best)."""
+    """A post's emitted hashtags (at most k), as rows in emission order (rank 1 = first emitted)."""
     return [
         Hashtag(
             post_id=post_id,

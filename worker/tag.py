@@ -15,7 +15,7 @@ CLI_POST_ID = 0  # the story seed of a photo that is not a post; --seed override
 
 def add_arguments(parser) -> None:
     parser.add_argument("photo", type=Path, help="a JPEG, PNG or WebP file")
-    parser.add_argument("-k", type=int, default=None, help="hashtags to suggest (default: $HASHTAGS_PER_POST)")
+    parser.add_argument("-k", type=int, default=None, help="at most this many hashtags (default: $HASHTAGS_PER_POST)")
     parser.add_argument("--length", type=int, default=None, help="story length in characters")
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--top-k", type=int, default=None)

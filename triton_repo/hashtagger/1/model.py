@@ -32,7 +32,7 @@ class TritonPythonModel:
 
     def execute(self, requests):
         responses = [None] * len(requests)
-        groups = {}  # k -> ([request index], [image tensor (3, 224, 224)])
+        groups = {}  # k -> ([request index], [image tensor (3, S, S)])
         for i, request in enumerate(requests):
             image = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()  # (1, 1) bytes
             k = pb_utils.get_input_tensor_by_name(request, "K").as_numpy()  # (1, 1)
@@ -40,7 +40,7 @@ class TritonPythonModel:
                 responses[i] = error(INVALID_REQUEST_PREFIX + f"send one image per request, not {image.shape[0]}", pb_utils.TritonError.INVALID_ARG)
                 continue
             try:
-                x = preprocess(image[0, 0])  # (3, 224, 224)
+                x = preprocess(image[0, 0], size=self.tagger.input_size)  # (3, S, S)
             except InvalidImage as exc:
                 responses[i] = error(INVALID_IMAGE_PREFIX + str(exc), pb_utils.TritonError.INVALID_ARG)
                 continue
@@ -52,7 +52,7 @@ class TritonPythonModel:
                 for i in indices:
                     responses[i] = error(INVALID_REQUEST_PREFIX + f"K must be at least 1, got {k}", pb_utils.TritonError.INVALID_ARG)
                 continue
-            x = torch.stack(images).to(self.device)  # (B, 3, 224, 224)
+            x = torch.stack(images).to(self.device)  # (B, 3, S, S)
             with torch.inference_mode():
                 feats = self.tagger.encode(x, chunk=self.encode_chunk)  # (B, L, D)
                 decoded = self.tagger.decode(feats, k)  # B ranked tag lists, one batched beam search

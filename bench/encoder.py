@@ -1,0 +1,82 @@
+"""Encoder CPU cost per photo: EfficientNet-Lite0/1/2 at their input sizes, float32 and bfloat16, as the
+service runs them (`Tagger.encode`: batch norms folded, channels-last bfloat16 autocast), alone and in
+chunks of 8 (Triton's encode_chunk), on one thread by default.
+
+    .venv/bin/python bench/encoder.py [--threads 1] [--repeats 20] [--backbones efficientnet-lite0 ...]
+
+Prints the CPU model and the flags that decide bfloat16 speed (avx512_bf16, amx_bf16), then one Markdown row
+per backbone and precision: CPU milliseconds per photo (this process's CPU time, so time spent waiting for a
+core shared with other processes does not count), alone and in a chunk of 8, the fastest of `--repeats`.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from models.encoder import BACKBONES, LITE_BACKBONES, Encoder, EncoderConfig
+from models.tagger import Tagger
+from models.vocab import SPECIALS, Vocab
+from models.hashtagger import SATConfig, SATHashtagger
+
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+CHUNK = 8  # images per encoder pass in the Triton model (config.pbtxt encode_chunk)
+WARMUP = 3
+MS = 1000.0
+
+
+def cpu_description() -> str:
+    info = Path("/proc/cpuinfo")
+    text = info.read_text() if info.exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+                 platform.processor())
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    have = " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
+    return f"{model}; {have}; oneDNN bf16 {torch.ops.mkldnn._is_mkldnn_bf16_supported()}"
+
+
+def tagger_for(backbone: str, precision: str) -> Tagger:
+    """The service's encoder path for `backbone` (the decoder is irrelevant here: a tiny untrained one)."""
+    encoder = Encoder(EncoderConfig(backbone=backbone)).fuse_for_inference()
+    dim, rows, cols, _ = BACKBONES[backbone]
+    vocab = Vocab(list(SPECIALS) + ["tag"])
+    decoder = SATHashtagger(SATConfig(vocab_size=len(vocab), feature_dim=dim, num_locations=rows * cols))
+    return Tagger(encoder, decoder, vocab, "sat", name=backbone, version="bench", trained=False, precision=precision)
+
+
+@torch.inference_mode()
+def ms_per_photo(tagger: Tagger, batch: int, repeats: int) -> float:
+    images = torch.randn(batch, 3, tagger.input_size, tagger.input_size)  # (B, 3, S, S)
+    for _ in range(WARMUP):
+        tagger.encode(images)
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        tagger.encode(images)
+        times.append((time.process_time() - start) / batch)
+    return min(times) * MS
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--backbones", nargs="+", default=sorted(LITE_BACKBONES))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"CPU: {cpu_description()}; torch {torch.__version__}, {args.threads} thread(s)\n")
+    print(f"| encoder | input | grid | precision | ms/photo alone | ms/photo in chunks of {CHUNK} |")
+    print("|---|---:|---:|---|---:|---:|")
+    for backbone in args.backbones:
+        _, rows, cols, size = BACKBONES[backbone]
+        for precision in ("fp32", "bf16"):
+            tagger = tagger_for(backbone, precision)
+            alone, chunked = ms_per_photo(tagger, 1, args.repeats), ms_per_photo(tagger, CHUNK, args.repeats)
+            print(f"| {backbone} | {size} px | {rows}x{cols} | {precision} | {alone:.1f} | {chunked:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
