@@ -149,6 +149,7 @@ class TritonBackend:
             SuggestedHashtag(text=text.decode(), score=float(score), attention=tuple(float(a) for a in grid.ravel()),
                              attention_shape=(int(grid.shape[0]), int(grid.shape[1])))
             for text, score, grid in zip(texts, scores, attention)
+            if text  # rows of a multi-image request are padded with empty strings; ours has one row
         ]
         return TagResult(hashtags=hashtags, model_name=name, model_version=version)
 

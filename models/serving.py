@@ -29,3 +29,21 @@ def apply_torch_threads(config: dict) -> None:
     threads = int(parameter(config, "torch_threads"))
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+FAILURES_METRIC = "hashtale_triton_request_failures_total"
+
+
+def failure_counter(pb_utils, model: str):
+    """A function(reason) counting one failed request of `model` in Triton's /metrics (the Python backend's custom
+    metrics): Triton itself counts an error response as a success (triton-inference-server/server#7713)."""
+    family = pb_utils.MetricFamily(name=FAILURES_METRIC, description="Requests a hashtale model answered with an error",
+                                   kind=pb_utils.MetricFamily.COUNTER)
+    metrics = {}
+
+    def count(reason: str) -> None:
+        if reason not in metrics:
+            metrics[reason] = family.Metric(labels={"model": model, "reason": reason})
+        metrics[reason].increment(1.0)
+
+    return count

@@ -211,3 +211,41 @@ def test_the_server_is_the_release_compose_runs(server):
 
     with urllib.request.urlopen(f"http://{server.http_url}/v2", timeout=10) as response:
         assert json.load(response)["version"] == WHEEL_TRITON_VERSION
+
+
+def test_a_request_may_carry_a_batch_of_images(server, images, expected):
+    """[B, 1] inputs give B rows (what perf_analyzer's --batch-size sends); each row equals its image alone."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(server.http_url, connection_timeout=TIMEOUT, network_timeout=TIMEOUT)
+    try:
+        batch = images[:3]
+        image_input = httpclient.InferInput("IMAGE", [len(batch), 1], "BYTES")
+        image_input.set_data_from_numpy(np.array([[image] for image in batch], dtype=np.object_))
+        k_input = httpclient.InferInput("K", [len(batch), 1], "INT32")
+        k_input.set_data_from_numpy(np.full((len(batch), 1), K, dtype=np.int32))
+        result = client.infer("hashtagger", [image_input, k_input])
+    finally:
+        client.close()
+    texts = result.as_numpy("HASHTAGS")  # (B, n), padded with empty strings
+    assert texts.shape[0] == len(batch) and result.as_numpy("MODEL_VERSION").shape == (len(batch), 1)
+    for row, want in zip(texts, expected[:3]):
+        assert [t.decode() for t in row if t] == [p.text for p in want]
+
+
+def test_failed_requests_are_counted_where_triton_counts_them_as_successes(server, backend):
+    import urllib.request
+
+    from models.serving import FAILURES_METRIC
+
+    def failures() -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.ports['metrics']}/metrics", timeout=10) as response:
+            lines = response.read().decode().splitlines()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+                   if line.startswith(FAILURES_METRIC + "{") and 'model="hashtagger"' in line
+                   and 'reason="invalid_image"' in line)
+
+    before = failures()
+    with pytest.raises(InvalidImage):
+        backend.suggest_hashtags(b"not an image", K)
+    assert failures() == before + 1
