@@ -77,7 +77,7 @@ class LocalBackend:
         from models.writer import StorySpec
 
         _, writer = self.models()
-        spec = StorySpec(seed_text=request.seed_text, length=request.length, temperature=request.temperature,
+        spec = StorySpec(hashtags=tuple(request.hashtags), length=request.length, temperature=request.temperature,
                          top_k=request.top_k, random_seed=request.random_seed)
         with torch.inference_mode():
             (text,) = writer.write([spec])

@@ -43,6 +43,7 @@ def test_posted_photos_are_tagged_and_told_in_postgresql(pg_url, redis_url, queu
                 assert post.attempts == 2 and post.error is None
                 assert [t.rank for t in tags] == list(range(1, K + 1)) and len({t.text for t in tags}) == K
                 assert story.seed_hashtag == tags[0].text and story.random_seed == pipeline.story_seed(post_id)
+                assert story.hashtags == [t.text for t in tags]
                 assert story.length == STORY_LENGTH and story.text
 
         shown = client.get(f"/posts/{post_ids[0]}").get_json()  # and the webhook's read API shows them

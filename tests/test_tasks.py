@@ -88,7 +88,7 @@ def test_a_post_goes_through_both_stages(app, settings, sessions, coffee_jpeg):
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE and post.attempts == 2 and post.error is None
     (story,) = stories
-    assert story.seed_hashtag == tags[0].text
+    assert story.seed_hashtag == tags[0].text and story.hashtags == [t.text for t in tags]
     assert story.random_seed == pipeline.story_seed(post_id)
     assert 0 < len(story.text) <= 2 * STORY_LENGTH
 

@@ -122,13 +122,13 @@ def test_hashtags_equal_in_process_results(backend, tagger, images, expected):
 def test_stories_equal_in_process_results(backend, writer):
     from models.writer import StorySpec
 
-    requests = [StoryRequest(seed_text="beach", length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=seed)
+    requests = [StoryRequest(hashtags=("beach", "sea"), length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=seed)
                 for seed in STORY_SEEDS]
     with ThreadPoolExecutor(len(requests)) as pool:  # batched on the server; each story must not notice
         results = list(pool.map(backend.write_story, requests))
     for request, result in zip(requests, results):
         with one_thread():
-            (alone,) = writer.write([StorySpec(request.seed_text, request.length, request.temperature, request.top_k,
+            (alone,) = writer.write([StorySpec(request.hashtags, request.length, request.temperature, request.top_k,
                                                request.random_seed)])
         assert result.text == alone
         assert (result.model_name, result.model_version) == (writer.name, writer.version)
@@ -163,7 +163,7 @@ def test_bad_arguments_are_client_errors(backend, images):
     with pytest.raises(ValueError, match="K must"):
         backend.suggest_hashtags(images[0], 0)
     with pytest.raises(ValueError, match="LENGTH must"):
-        backend.write_story(StoryRequest(seed_text="x", length=10**6, temperature=0.8, top_k=20, random_seed=0))
+        backend.write_story(StoryRequest(hashtags=("x",), length=10**6, temperature=0.8, top_k=20, random_seed=0))
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
@@ -172,7 +172,7 @@ def test_no_server_is_unavailable(protocol):
     with pytest.raises(InferenceUnavailable):
         backend.check_ready()
     with pytest.raises(InferenceUnavailable):
-        backend.write_story(StoryRequest(seed_text="x", length=10, temperature=0.8, top_k=20, random_seed=0))
+        backend.write_story(StoryRequest(hashtags=("x",), length=10, temperature=0.8, top_k=20, random_seed=0))
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])

@@ -69,6 +69,7 @@ def assert_done_through_triton(sessions, post_ids):
             assert [t.rank for t in tags] == list(range(1, K + 1)) and len({t.text for t in tags}) == K
             assert {t.model_version for t in tags} == {tagger_version}  # the weights Triton serves
             assert story.model_version == writer_version and story.seed_hashtag == tags[0].text and story.text
+            assert story.hashtags == [t.text for t in tags]
 
 
 def test_posts_go_through_triton_into_postgresql(pipeline, photo_paths):

@@ -16,7 +16,7 @@ SEED_MASK = 0x7FFFFFFF  # keeps a seed within a signed 32-bit INTEGER column
 
 
 class NothingToSeed(ValueError):
-    """The tagger returned no hashtag, so there is nothing to seed the story with."""
+    """The tagger returned no hashtag, so there is nothing to write the story about."""
 
 
 def story_seed(post_id: int) -> int:
@@ -47,13 +47,14 @@ def hashtag_rows(post_id: int, image: bytes, backend: InferenceBackend, k: int) 
     ]
 
 
-def story_row(post_id: int, seed_hashtag: str | None, backend: InferenceBackend, settings: Settings,
+def story_row(post_id: int, hashtags: list[str], backend: InferenceBackend, settings: Settings,
               random_seed: int | None = None) -> Story:
-    """A story seeded with the post's top hashtag, sampled with the post's own seed (unless given one)."""
-    if not seed_hashtag:
-        raise NothingToSeed(f"post {post_id} has no hashtag to seed its story")
+    """A story about the post's hashtags (all of them, in rank order), sampled with the post's own seed (unless
+    given one)."""
+    if not hashtags:
+        raise NothingToSeed(f"post {post_id} has no hashtag to write its story about")
     request = StoryRequest(
-        seed_text=seed_hashtag,
+        hashtags=tuple(hashtags),
         length=settings.story_length,
         temperature=settings.story_temperature,
         top_k=settings.story_top_k,
@@ -62,7 +63,8 @@ def story_row(post_id: int, seed_hashtag: str | None, backend: InferenceBackend,
     result = backend.write_story(request)
     return Story(
         post_id=post_id,
-        seed_hashtag=seed_hashtag,
+        seed_hashtag=hashtags[0],
+        hashtags=list(hashtags),
         text=result.text,
         length=request.length,
         temperature=request.temperature,

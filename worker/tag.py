@@ -34,8 +34,7 @@ def run(args) -> int:
     except (OSError, InvalidImage) as exc:
         print(f"hashtale tag: {args.photo}: {exc}", file=sys.stderr)
         return 1
-    seed_hashtag = hashtags[0].text if hashtags else None
-    story = pipeline.story_row(CLI_POST_ID, seed_hashtag, backend, settings, random_seed=args.seed)
+    story = pipeline.story_row(CLI_POST_ID, [h.text for h in hashtags], backend, settings, random_seed=args.seed)
     tagger, writer = backend.models()
     if args.json:
         print(json.dumps({
@@ -51,5 +50,5 @@ def run(args) -> int:
     print()
     for h in hashtags:
         print(f"#{h.text.lstrip('#'):<24} {h.score:.3f}")
-    print(f"\nstory (seeded with #{seed_hashtag.lstrip('#')}):\n{story.text}")
+    print(f"\nstory (about {' '.join('#' + t.lstrip('#') for t in story.hashtags)}):\n{story.text}")
     return 0

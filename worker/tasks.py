@@ -158,11 +158,11 @@ def suggest_hashtags(self, post_id: int) -> None:
 
 @shared_task(bind=True, name="worker.tasks.write_story", max_retries=None)
 def write_story(self, post_id: int) -> None:
-    def read(session: Session, post: Post) -> str | None:
-        return session.scalar(select(Hashtag.text).where(Hashtag.post_id == post_id).order_by(Hashtag.rank).limit(1))
+    def read(session: Session, post: Post) -> list[str]:
+        return list(session.scalars(select(Hashtag.text).where(Hashtag.post_id == post_id).order_by(Hashtag.rank)))
 
-    def compute(rt: Runtime, seed_hashtag: str | None) -> Story:
-        return pipeline.story_row(post_id, seed_hashtag, rt.backend, rt.settings)
+    def compute(rt: Runtime, hashtags: list[str]) -> Story:
+        return pipeline.story_row(post_id, hashtags, rt.backend, rt.settings)
 
     def replace(session: Session, row: Story) -> None:
         session.execute(delete(Story).where(Story.post_id == post_id))

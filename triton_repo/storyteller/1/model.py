@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
-from models.serving import INVALID_REQUEST_PREFIX, apply_torch_threads, instance_device, parameter
+from models.serving import INVALID_REQUEST_PREFIX, apply_torch_threads, instance_device, parameter, read_hashtags
 from models.writer import StorySpec, StoryWriter
 
 SEED_BITS = 63  # a fresh random seed fits the INT64 input
@@ -53,7 +53,7 @@ class TritonPythonModel:
 
     def spec(self, request):
         """The request's StorySpec; ValueError says what is wrong with it."""
-        if pb_utils.get_input_tensor_by_name(request, "SEED_TEXT").as_numpy().shape[0] != 1:
+        if pb_utils.get_input_tensor_by_name(request, "HASHTAGS").as_numpy().shape[0] != 1:
             raise ValueError("send one story request per inference request")
         length = int(scalar(request, "LENGTH"))
         temperature = float(scalar(request, "TEMPERATURE"))
@@ -65,6 +65,6 @@ class TritonPythonModel:
             raise ValueError(f"TEMPERATURE must be >= 0, got {temperature}")
         if top_k < 0:
             raise ValueError(f"TOP_K must be >= 0, got {top_k}")
-        return StorySpec(seed_text=scalar(request, "SEED_TEXT").decode("utf-8", errors="replace"), length=length,
+        return StorySpec(hashtags=read_hashtags(scalar(request, "HASHTAGS")), length=length,
                          temperature=temperature, top_k=top_k,
                          random_seed=int(seed) if seed is not None else secrets.randbits(SEED_BITS))
