@@ -23,6 +23,7 @@ import string
 import torch
 
 from models.chars import FRAMING_CHARS, CharVocab, clean_tag, prompt_for
+from models.steering import MentionSteer
 from models.storyteller import NO_TAG, StepCell, Storyteller
 
 OVERRUN_FRACTION = 0.25  # may write up to 25% past the requested length looking for a sentence end
@@ -100,10 +101,11 @@ def tag_ids(specs: list[StorySpec], tag_index: dict[str, int]) -> torch.Tensor:
 
 @torch.inference_mode()
 def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_index: dict[str, int] | None = None,
-             step=StepCell) -> list[str]:
+             step=StepCell, tag_words: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     """Write one story per spec, all rows advancing together one character per step.
 
     `tag_index` maps the model's hashtags to ids (None: no hashtag is known to the model).
+    `tag_words`: the words that name each hashtag, for mention steering (models.steering); None: no steering.
     `step(model)` builds the per-character function (bench/storyteller.py compares variants)."""
     if not specs:
         return []
@@ -144,13 +146,20 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
         logits = torch.where(live, new_logits, logits)  # (B, V)
         state = tuple(torch.where(live, new, old) for new, old in zip(new_state, state))
 
+    steer = MentionSteer([s.hashtags for s in specs], tag_words, vocab) if tag_words is not None else None
     active = list(range(len(specs)))  # rows still writing
     written: list[list[int]] = [[] for _ in specs]
     pending: list[torch.Tensor] = []  # ids (b,) of the steps since the last check
     stories: list[str | None] = [None] * len(specs)
     for t in range(steps):
-        scores = (logits.double() + (ban + first_ban if t == 0 else ban)) * inv_temperature  # (b, V)
+        bias = ban + first_ban if t == 0 else ban  # (V,)
+        bonus = steer.bonus(active, vocab_size) if steer is not None else None  # (b, V) or None
+        if bonus is not None:
+            bias = bias + bonus.to(device)
+        scores = (logits.double() + bias) * inv_temperature  # (b, V)
         ids = _pick(scores, kth, noise[t])  # (b,)
+        if steer is not None:
+            steer.advance(active, [vocab.tokens[i] for i in ids.tolist()])
         pending.append(ids)
         if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
             keep = []

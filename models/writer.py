@@ -24,11 +24,12 @@ def tag_index_of(tags: list[str]) -> dict[str, int]:
 
 class StoryWriter:
     def __init__(self, model: Storyteller, vocab: CharVocab, *, version: str, trained: bool, device: str = "cpu",
-                 tags: list[str] = ()):
+                 tags: list[str] = (), tag_words: dict[str, tuple[str, ...]] | None = None):
         self.model = model.to(device).eval()
         self.vocab = vocab
         self.tags = list(tags)  # the hashtags the model is conditioned on; others only prime it
         self.tag_index = tag_index_of(self.tags)
+        self.tag_words = tag_words  # hashtag -> words naming it, for mention steering; None: no steering
         self.name = MODEL_NAME
         self.version = version
         self.trained = trained
@@ -48,11 +49,11 @@ class StoryWriter:
         model = Storyteller(StorytellerConfig(**ckpt["model_args"]))
         model.load_state_dict(ckpt["model"])
         return cls(model, CharVocab(ckpt["vocab"]), version=file_version(path), trained=True, device=device,
-                   tags=ckpt["extra"].get("tags", []))
+                   tags=ckpt["extra"].get("tags", []), tag_words=ckpt["extra"].get("tag_words"))
 
     def write(self, requests: list[StorySpec]) -> list[str]:
         """One story per request, in order; each depends only on its own spec (see models.sampling)."""
-        return generate(self.model, self.vocab, requests, self.tag_index)
+        return generate(self.model, self.vocab, requests, self.tag_index, tag_words=self.tag_words)
 
 
 __all__ = ["StorySpec", "StoryWriter"]

@@ -30,7 +30,7 @@ from models.storyteller import IGNORE_INDEX, Storyteller
 from models.writer import StoryWriter
 from training import judge, story_quality
 from training.harrison import Example, holdout_split, read_split
-from training.lexicon import DEFAULT_TAG_FILES, TagLexicon, load_tag_vocabulary
+from training.lexicon import DATASETS, DEFAULT_TAG_FILES, TagLexicon, load_tag_vocabulary
 from training.stories import MAX_TAGS, Story, batches, corpus_text, encode_batch, load_corpus, split_stories
 
 EVAL_BATCH = 32  # passages per forward call
@@ -41,7 +41,7 @@ HOLDOUT_SEED = 20161605
 SPEED_LENGTH = 500  # characters per story in the speed test
 SPEED_BATCHES = (1, 32, 128)
 STORY_LENGTH = 500
-STORY_TEMPERATURE = 0.8
+STORY_TEMPERATURE = 0.6  # as the service (settings.story_temperature)
 STORY_TOP_K = 20
 STORY_BATCH = 64  # stories written in one sampling pass
 IMAGE_BATCH = 32
@@ -196,7 +196,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"--context: a HARRISON-format folder, its {HOLDOUT_FRACTION:.0%} holdout (seed {HOLDOUT_SEED})")
     parser.add_argument("--limit", type=int, default=0, help="--context: at most this many posts per split (0: all)")
     parser.add_argument("--hashtagger", default=None, help="--context: hashtagger checkpoint (default: the shipped one)")
-    parser.add_argument("--vocabulary-corpus", default="stories:../shared/datasets/stories",
+    parser.add_argument("--vocabulary-corpus", default=f"stories:{DATASETS / 'stories'}",
                         help="--context: the training corpus whose words count as words")
     parser.add_argument("--out", default=None, help="--context: write each split's posts, tags and stories here (JSONL)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")

@@ -108,6 +108,7 @@ def run(args) -> int:
         vocab = CharVocab.from_texts(corpus_text(train))
         config.vocab_size = len(vocab)
     tag_index = tag_index_of(tags)
+    tag_words = {t: lexicon.words.get(t, ()) for t in tags}  # for the sampler's mention steering (models.steering)
     model = Storyteller(config)
     opt_class = torch.optim.RMSprop if args.optimizer == "rmsprop" else torch.optim.Adam
     optimizer = opt_class(model.parameters(), lr=args.lr)
@@ -141,7 +142,7 @@ def run(args) -> int:
               f"nats/char{' (best)' if improved else ''}", flush=True)
         metrics = {"val_loss": val_loss, "best_val_loss": best, "train_loss": train_loss}
         extra = {"history": history, "best": best, "bad_evals": bad_evals, "epoch": epoch, "position": position,
-                 "args": vars(args), "tags": tags}
+                 "args": vars(args), "tags": tags, "tag_words": tag_words}
         if improved:
             save_checkpoint(out / "best.pt", kind=CHECKPOINT_KIND, model=model, model_args=model.model_args,
                             vocab=vocab.tokens, step=step, metrics=metrics, extra=extra)
@@ -197,7 +198,7 @@ def run(args) -> int:
         model.load_state_dict(best_ckpt["model"])
         save_checkpoint(args.export, kind=CHECKPOINT_KIND, model=model, model_args=model.model_args, vocab=vocab.tokens,
                         step=best_ckpt["step"], metrics=best_ckpt["metrics"], half=True,
-                        extra={"history": history, "args": vars(args), "tags": tags})
+                        extra={"history": history, "args": vars(args), "tags": tags, "tag_words": tag_words})
         print(f"exported {args.export} ({Path(args.export).stat().st_size / 2**20:.1f} MiB)")
     print(f"best validation loss {best:.4f} nats/char")
     return 0
