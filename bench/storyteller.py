@@ -3,8 +3,10 @@
     .venv/bin/python bench/storyteller.py [--checkpoint PATH] [--length 500] [--threads 1 2] [--batches 1 32 128]
 
 Variants, each for 1 story and for --batches stories at once (each story conditioned on its own hashtag set):
-- `step-cell`: what `StoryWriter.write` runs (embedding folded into the first layer, fused upper-layer matmuls);
-- `nn.LSTM`: the same sampling loop calling the module's `forward` one character at a time.
+- `step-cell`: what `StoryWriter.write` runs (embedding folded into the first layer, fused upper-layer matmuls), with
+  mention steering (models/steering.py) when the checkpoint has its tag words;
+- `no-steer`: the same without mention steering;
+- `nn.LSTM`: the same sampling loop (steered) calling the module's `forward` one character at a time.
 Figures are characters of finished stories per second of wall-clock time and per second of this process's CPU time
 (best of --repeats runs): on a machine shared with other jobs the second is the fairer figure for one thread.
 """
@@ -50,13 +52,15 @@ class ModuleStep:
         return logits[:, -1], tuple(t for pair in zip(h, c) for t in pair) + (state[-1],)
 
 
-def measure(writer: StoryWriter, step, batch: int, length: int, repeats: int) -> tuple[float, float, float]:
+def measure(writer: StoryWriter, step, steer: bool, batch: int, length: int, repeats: int
+            ) -> tuple[float, float, float]:
     """-> (chars per wall-clock second, chars per CPU second, chars per story)."""
     specs = [StorySpec(TAG_SETS[i % len(TAG_SETS)], length, TEMPERATURE, TOP_K, i) for i in range(batch)]
     best_wall = best_cpu = 0.0
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
-        stories = generate(writer.model, writer.vocab, specs, writer.tag_index, step=step)
+        stories = generate(writer.model, writer.vocab, specs, writer.tag_index, step=step,
+                           tag_words=writer.tag_words if steer else None)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         chars = sum(map(len, stories))
         best_wall, best_cpu = max(best_wall, chars / wall), max(best_cpu, chars / cpu)
@@ -89,13 +93,13 @@ def main() -> int:
           f"stories of ~{args.length} chars, "
           f"temperature {TEMPERATURE}, top-k {TOP_K}; best of {args.repeats}")
     print(f"{'variant':<10} {'threads':>7} {'stories':>7} {'chars/story':>11} {'chars/s':>10} {'chars/cpu-s':>11}")
-    variants = {"step-cell": StepCell, "nn.LSTM": ModuleStep}
+    variants = {"step-cell": (StepCell, True), "no-steer": (StepCell, False), "nn.LSTM": (ModuleStep, True)}
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for name, step in variants.items():
-            measure(writer, step, 1, args.length // 10, 1)  # warm-up
+        for name, (step, steer) in variants.items():
+            measure(writer, step, steer, 1, args.length // 10, 1)  # warm-up
             for batch in args.batches:
-                wall, cpu, per_story = measure(writer, step, batch, args.length, args.repeats)
+                wall, cpu, per_story = measure(writer, step, steer, batch, args.length, args.repeats)
                 print(f"{name:<10} {threads:>7} {batch:>7} {per_story:>11.0f} {wall:>10,.0f} {cpu:>11,.0f}", flush=True)
     return 0
 

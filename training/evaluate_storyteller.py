@@ -144,10 +144,9 @@ def story_figures(stories: list[str], tag_sets: list[tuple[str, ...]], hits: lis
     }
 
 
-def context_evaluation(name: str, examples: list[Example], tagger, writer: StoryWriter, judge_model,
-                       lexicon: TagLexicon, vocabulary: frozenset[str], out: Path | None) -> dict:
+def context_evaluation(name: str, examples: list[Example], predicted: list[tuple[str, ...]], writer: StoryWriter,
+                       judge_model, lexicon: TagLexicon, vocabulary: frozenset[str], out: Path | None) -> dict:
     start = time.perf_counter()
-    predicted = predict_hashtags(tagger, examples)
     seeds = list(range(len(examples)))
     stories = write_stories(writer, predicted, seeds)
     source = shuffled_sets(predicted, SHUFFLE_SEED)
@@ -196,6 +195,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"--context: a HARRISON-format folder, its {HOLDOUT_FRACTION:.0%} holdout (seed {HOLDOUT_SEED})")
     parser.add_argument("--limit", type=int, default=0, help="--context: at most this many posts per split (0: all)")
     parser.add_argument("--hashtagger", default=None, help="--context: hashtagger checkpoint (default: the shipped one)")
+    parser.add_argument("--tag-sets", default=None,
+                        help="--context: predicted hashtags from a file instead (JSON lines: image, predicted), e.g. "
+                             "written by another hashtagger's code")
     parser.add_argument("--vocabulary-corpus", default=f"stories:{DATASETS / 'stories'}",
                         help="--context: the training corpus whose words count as words")
     parser.add_argument("--out", default=None, help="--context: write each split's posts, tags and stories here (JSONL)")
@@ -224,10 +226,17 @@ def run(args) -> int:
             print(f"generation: {batch} stories of ~{SPEED_LENGTH} chars at once: {speed:,.0f} chars/s", flush=True)
         print(f"sample ({' '.join('#' + t for t in SPEED_TAG_SETS[0])}): {stories[0]}")
     if args.context:
-        from models.tagger import Tagger
+        if args.tag_sets:
+            given = {}
+            for line in Path(args.tag_sets).read_text(encoding="utf-8").splitlines():
+                record = json.loads(line)
+                given[record["image"]] = tuple(record["predicted"])
+            print(f"hashtags predicted beforehand: {args.tag_sets} ({len(given)} photos)")
+        else:
+            from models.tagger import Tagger
 
-        tagger = Tagger.load(args.hashtagger)
-        print(f"hashtagger {tagger.name} {tagger.version}")
+            tagger = Tagger.load(args.hashtagger)
+            print(f"hashtagger {tagger.name} {tagger.version}")
         judge_model = judge.load_judge()
         vocabulary = story_quality.corpus_vocabulary(p.text for p in load_corpus(args.vocabulary_corpus, lexicon))
         splits = [(Path(d).name, read_split(d)) for d in args.data]
@@ -236,7 +245,9 @@ def run(args) -> int:
         results = {}
         for name, examples in splits:
             examples = examples[: args.limit] if args.limit else examples
-            results[name] = context_evaluation(name, examples, tagger, writer, judge_model, lexicon, vocabulary,
+            predicted = ([given[str(e.image)] for e in examples] if args.tag_sets
+                         else predict_hashtags(tagger, examples))
+            results[name] = context_evaluation(name, examples, predicted, writer, judge_model, lexicon, vocabulary,
                                                Path(args.out) if args.out else None)
         print_context_table(results)
         if args.out:
