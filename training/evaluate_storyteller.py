@@ -201,6 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocabulary-corpus", default=f"stories:{DATASETS / 'stories'}",
                         help="--context: the training corpus whose words count as words")
     parser.add_argument("--out", default=None, help="--context: write each split's posts, tags and stories here (JSONL)")
+    parser.add_argument("--no-steer", action="store_true", help="sample without mention steering (an ablation)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
 
 
@@ -208,8 +209,11 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     writer = StoryWriter.load(args.checkpoint)
+    if args.no_steer:
+        writer.tag_words = None
     print(f"model {writer.name} version {writer.version} trained={writer.trained} params={writer.model.num_params():,} "
-          f"vocab={len(writer.vocab)} hashtags={len(writer.tags)} condition={writer.model.config.condition}")
+          f"vocab={len(writer.vocab)} hashtags={len(writer.tags)} condition={writer.model.config.condition} "
+          f"steering={'on' if writer.tag_words is not None else 'off'}")
     lexicon = TagLexicon(load_tag_vocabulary(args.tag_files))
     for spec in args.corpus:
         passages = load_corpus(spec, lexicon)
