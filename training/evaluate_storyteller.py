@@ -193,7 +193,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", action="append", default=[], help="--context: a HARRISON-format split, every post")
     parser.add_argument("--holdout", action="append", default=[],
                         help=f"--context: a HARRISON-format folder, its {HOLDOUT_FRACTION:.0%} holdout (seed {HOLDOUT_SEED})")
-    parser.add_argument("--limit", type=int, default=0, help="--context: at most this many posts per split (0: all)")
+    parser.add_argument("--limit", type=int, default=0, help="--context: at most this many posts per split, evenly spaced (0: all)")
     parser.add_argument("--hashtagger", default=None, help="--context: hashtagger checkpoint (default: the shipped one)")
     parser.add_argument("--tag-sets", default=None,
                         help="--context: predicted hashtags from a file instead (JSON lines: image, predicted), e.g. "
@@ -248,7 +248,8 @@ def run(args) -> int:
                    for d in args.holdout]
         results = {}
         for name, examples in splits:
-            examples = examples[: args.limit] if args.limit else examples
+            if args.limit and len(examples) > args.limit:  # evenly spaced: the lists are often grouped by subject
+                examples = [examples[i * len(examples) // args.limit] for i in range(args.limit)]
             predicted = ([given[str(e.image)] for e in examples] if args.tag_sets
                          else predict_hashtags(tagger, examples))
             results[name] = context_evaluation(name, examples, predicted, writer, judge_model, lexicon, vocabulary,
