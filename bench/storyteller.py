@@ -13,6 +13,7 @@ Figures are characters of finished stories per second of wall-clock time and per
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 import time
@@ -87,7 +88,8 @@ def main() -> int:
 
     writer = StoryWriter.load(args.checkpoint)
     config = writer.model.config
-    print(f"CPU: {platform.processor() or platform.machine()}, {cpu_flags()}; torch {torch.__version__}")
+    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {cpu_flags()}; torch "
+          f"{torch.__version__}; load average {os.getloadavg()[0]:.1f} (other jobs share the cores)")
     print(f"{writer.name} {writer.version} trained={writer.trained}: n_embd={config.n_embd} n_hidden={config.n_hidden} "
           f"n_layer={config.n_layer} condition={config.condition} params={writer.model.num_params():,}; "
           f"stories of ~{args.length} chars, "
