@@ -29,7 +29,7 @@ from models.writer import StoryWriter  # noqa: E402
 TAG_SETS = (("leopard", "wildcat"), ("ocean", "beach", "sand"), ("dalmatian",), ("pizza", "food"),
             ("ketch", "sea"), ("forest", "tree"), ("fox",), ("castle", "garden"))
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-TEMPERATURE = 0.8
+TEMPERATURE = 0.6  # as the service (settings.story_temperature)
 TOP_K = 20
 
 
