@@ -43,3 +43,4 @@ def test_story_quality_checks():
     assert story_quality.starts_mid_word("tiful connime.") and story_quality.starts_mid_word("")
     assert not story_quality.starts_mid_word("“Humph,” said the Fox.")
     assert story_quality.ends_at_sentence_end("He ran.”") and not story_quality.ends_at_sentence_end("He ran...x")
+    assert not story_quality.ends_at_sentence_end("the land of the ground so...")

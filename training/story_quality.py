@@ -36,4 +36,8 @@ def starts_mid_word(text: str) -> bool:
 
 
 def ends_at_sentence_end(text: str) -> bool:
-    return bool(re.search(r"[.!?][\"'”’)\]]*$", text.strip()))
+    """Ends with . ! or ? (and closing quotes), not with the sampler's "..." after a cut word ("so...")."""
+    text = text.strip()
+    if re.search(r"\w\.\.\.$", text):
+        return False
+    return bool(re.search(r"[.!?][\"'”’)\]]*$", text))
