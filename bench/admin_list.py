@@ -77,7 +77,7 @@ def seed(url: str, posts: int, media_dir: Path) -> None:
                                  "model_name": "sat-effnetlite0", "model_version": "bench", "created_at": T0})
             conn.execute(insert(Hashtag), rows)
             conn.execute(insert(Story), [{
-                "post_id": i, "seed_hashtag": "food", "text": "Once upon a time " * 30, "length": 500,
+                "post_id": i, "seed_hashtag": "food", "hashtags": ["food"], "text": "Once upon a time " * 30, "length": 500,
                 "temperature": 0.8, "top_k": 20, "random_seed": i, "model_name": "char-lstm", "model_version": "bench",
                 "created_at": T0} for i in ids])
             states = [{"post_id": i, "state": rng.choice([ReviewState.REVIEWED, ReviewState.APPROVED,

@@ -1,16 +1,20 @@
 """Storyteller generation speed on the CPU, comparing variants in one run.
 
-    .venv/bin/python bench/storyteller.py [--checkpoint PATH] [--length 500] [--threads 1 2]
+    .venv/bin/python bench/storyteller.py [--checkpoint PATH] [--length 500] [--threads 1 2] [--batches 1 32 128]
 
-Variants, each for 1 story and for 32 stories at once:
-- `step-cell`: what `StoryWriter.write` runs (embedding folded into the first layer, fused upper-layer matmuls);
-- `nn.LSTM`: the same sampling loop calling the module's `forward` one character at a time.
+Variants, each for 1 story and for --batches stories at once (each story conditioned on its own hashtag set):
+- `step-cell`: what `StoryWriter.write` runs (embedding folded into the first layer, fused upper-layer matmuls), with
+  mention steering (models/steering.py) when the checkpoint has its tag words;
+- `no-steer`: the same without mention steering;
+- `nn.LSTM`: the same sampling loop (steered) calling the module's `forward` one character at a time.
 Figures are characters of finished stories per second of wall-clock time and per second of this process's CPU time
 (best of --repeats runs): on a machine shared with other jobs the second is the fairer figure for one thread.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -22,8 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.sampling import StepCell, StorySpec, generate  # noqa: E402
 from models.writer import StoryWriter  # noqa: E402
 
-TAGS = ("sea", "dog", "love", "food", "friend", "travel", "fox", "garden")
-TEMPERATURE = 0.8
+TAG_SETS = (("leopard", "wildcat"), ("ocean", "beach", "sand"), ("dalmatian",), ("pizza", "food"),
+            ("ketch", "sea"), ("forest", "tree"), ("fox",), ("castle", "garden"))
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+TEMPERATURE = 0.6  # as the service (settings.story_temperature)
 TOP_K = 20
 
 
@@ -33,50 +39,69 @@ class ModuleStep:
     def __init__(self, model):
         self.model, self.config = model, model.config
 
-    def zero_state(self, batch):
-        return tuple(torch.zeros(batch, self.config.n_hidden) for _ in range(2 * self.config.n_layer))
+    def start_state(self, tags):
+        """(h_0, c_0, ..., tags): the module's own initial state for the tag set, the tags carried along."""
+        batch = tags.size(0)
+        init = self.model.initial_state(self.model.tag_vector(tags, batch), batch)
+        if init is None:
+            init = tuple(torch.zeros(self.config.n_layer, batch, self.config.n_hidden) for _ in range(2))
+        return tuple(t for pair in zip(*init) for t in pair) + (tags,)
 
     def __call__(self, idx, state):
-        h, c = torch.stack(state[0::2]), torch.stack(state[1::2])  # each (n_layer, B, H)
-        logits, _, (h, c) = self.model(idx[:, None], state=(h, c))  # (B, 1, V)
-        return logits[:, -1], tuple(t for pair in zip(h, c) for t in pair)
+        h, c = torch.stack(state[0:-1:2]), torch.stack(state[1:-1:2])  # each (n_layer, B, H)
+        logits, _, (h, c) = self.model(idx[:, None], state=(h, c), tags=state[-1])  # (B, 1, V)
+        return logits[:, -1], tuple(t for pair in zip(h, c) for t in pair) + (state[-1],)
 
 
-def measure(writer: StoryWriter, step, batch: int, length: int, repeats: int) -> tuple[float, float, float]:
+def measure(writer: StoryWriter, step, steer: bool, batch: int, length: int, repeats: int
+            ) -> tuple[float, float, float]:
     """-> (chars per wall-clock second, chars per CPU second, chars per story)."""
-    specs = [StorySpec(TAGS[i % len(TAGS)], length, TEMPERATURE, TOP_K, i) for i in range(batch)]
+    specs = [StorySpec(TAG_SETS[i % len(TAG_SETS)], length, TEMPERATURE, TOP_K, i) for i in range(batch)]
     best_wall = best_cpu = 0.0
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
-        stories = generate(writer.model, writer.vocab, specs, step=step)
+        stories = generate(writer.model, writer.vocab, specs, writer.tag_index, step=step,
+                           tag_words=writer.tag_words if steer else None)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         chars = sum(map(len, stories))
         best_wall, best_cpu = max(best_wall, chars / wall), max(best_cpu, chars / cpu)
     return best_wall, best_cpu, chars / batch
 
 
+def cpu_flags() -> str:
+    """Which of CPU_FLAGS /proc/cpuinfo lists (Linux), e.g. "avx2 avx512f avx512_bf16"."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split())
+    except (OSError, IndexError):
+        return "flags unknown"
+    return "flags: " + (" ".join(f for f in CPU_FLAGS if f in flags) or "none of " + " ".join(CPU_FLAGS))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--length", type=int, default=500)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32, 128])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     writer = StoryWriter.load(args.checkpoint)
     config = writer.model.config
+    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {cpu_flags()}; torch "
+          f"{torch.__version__}; load average {os.getloadavg()[0]:.1f} (other jobs share the cores)")
     print(f"{writer.name} {writer.version} trained={writer.trained}: n_embd={config.n_embd} n_hidden={config.n_hidden} "
-          f"n_layer={config.n_layer} params={writer.model.num_params():,}; stories of ~{args.length} chars, "
+          f"n_layer={config.n_layer} condition={config.condition} params={writer.model.num_params():,}; "
+          f"stories of ~{args.length} chars, "
           f"temperature {TEMPERATURE}, top-k {TOP_K}; best of {args.repeats}")
     print(f"{'variant':<10} {'threads':>7} {'stories':>7} {'chars/story':>11} {'chars/s':>10} {'chars/cpu-s':>11}")
-    variants = {"step-cell": StepCell, "nn.LSTM": ModuleStep}
+    variants = {"step-cell": (StepCell, True), "no-steer": (StepCell, False), "nn.LSTM": (ModuleStep, True)}
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for name, step in variants.items():
-            measure(writer, step, 1, args.length // 10, 1)  # warm-up
+        for name, (step, steer) in variants.items():
+            measure(writer, step, steer, 1, args.length // 10, 1)  # warm-up
             for batch in args.batches:
-                wall, cpu, per_story = measure(writer, step, batch, args.length, args.repeats)
+                wall, cpu, per_story = measure(writer, step, steer, batch, args.length, args.repeats)
                 print(f"{name:<10} {threads:>7} {batch:>7} {per_story:>11.0f} {wall:>10,.0f} {cpu:>11,.0f}", flush=True)
     return 0
 

@@ -112,7 +112,8 @@ class Story(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), unique=True)
-    seed_hashtag: Mapped[str] = mapped_column(String(128))
+    seed_hashtag: Mapped[str] = mapped_column(String(128))  # the top hashtag, hashtags[0]
+    hashtags: Mapped[list[str]] = mapped_column(JSON)  # the post's hashtags the story is conditioned on, best first
     text: Mapped[str] = mapped_column(Text)
     length: Mapped[int] = mapped_column(Integer)  # requested characters
     temperature: Mapped[float] = mapped_column(Float)

@@ -29,7 +29,7 @@ class TagResult:
 
 @dataclass(frozen=True)
 class StoryRequest:
-    seed_text: str  # the hashtag the story is primed with
+    hashtags: tuple[str, ...]  # the post's hashtag set, best first: the story is conditioned on it
     length: int  # characters, approximate: the story ends on a sentence boundary near it
     temperature: float
     top_k: int

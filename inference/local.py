@@ -99,7 +99,7 @@ class LocalBackend:
         from models.writer import StorySpec
 
         _, writer = self.models()
-        specs = [StorySpec(seed_text=r.seed_text, length=r.length, temperature=r.temperature, top_k=r.top_k,
+        specs = [StorySpec(hashtags=tuple(r.hashtags), length=r.length, temperature=r.temperature, top_k=r.top_k,
                            random_seed=r.random_seed) for r in requests]
         with torch.inference_mode():
             texts = writer.write(specs)  # one pass for all; each story depends only on its own spec

@@ -25,7 +25,7 @@ import numpy as np
 
 from inference import InferenceUnavailable, Outcome, StoryRequest, StoryResult, SuggestedHashtag, TagResult
 from models.image import InvalidImage
-from models.serving import INVALID_IMAGE_PREFIX, INVALID_REQUEST_PREFIX
+from models.serving import INVALID_IMAGE_PREFIX, INVALID_REQUEST_PREFIX, hashtags_field
 from settings import Settings
 
 HASHTAGGER = "hashtagger"  # model names in triton_repo/
@@ -155,7 +155,7 @@ class TritonBackend:
 
     def write_story(self, request: StoryRequest) -> StoryResult:
         inputs = [
-            self._input("SEED_TEXT", request.seed_text.encode(), "BYTES", np.object_),
+            self._input("HASHTAGS", hashtags_field(request.hashtags), "BYTES", np.object_),
             self._input("LENGTH", request.length, "INT32", np.int32),
             self._input("TEMPERATURE", request.temperature, "FP64", np.float64),
             self._input("TOP_K", request.top_k, "INT32", np.int32),

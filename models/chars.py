@@ -1,8 +1,8 @@
 """The storyteller's character vocabulary and its text format.
 
-A training document is `#tag\n` (the priming line: a hashtag naming the story's topic) followed by the story on
-one line and a blank line. Generation is primed with the same `#tag\n`, so the model has learned to write about
-the tag it is given. Newlines and `#` only ever occur in that framing, never inside a story.
+A training document is `#tag #tag\n` (the priming line: the hashtag set the passage is about, possibly empty)
+followed by the story on one line and a blank line. Generation is primed with the post's `#tag #tag\n`.
+Newlines and `#` only ever occur in that framing, never inside a story.
 """
 from __future__ import annotations
 
@@ -30,14 +30,15 @@ def clean_story(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
-def prompt_for(tag: str) -> str:
-    """The priming text for a story about `tag`."""
-    return f"{TAG_MARK}{clean_tag(tag)}{STORY_START}"
+def prompt_for(tags) -> str:
+    """The priming text for a story about the hashtags `tags` (in order; empty ones dropped)."""
+    cleaned = [clean_tag(t) for t in tags]
+    return " ".join(f"{TAG_MARK}{t}" for t in cleaned if t) + STORY_START
 
 
-def format_document(tag: str, story: str) -> str:
-    """One training document; `len(prompt_for(tag))` leading characters are the prompt."""
-    return prompt_for(tag) + clean_story(story) + STORY_END
+def format_document(tags, story: str) -> str:
+    """One training document; `len(prompt_for(tags))` leading characters are the prompt."""
+    return prompt_for(tags) + clean_story(story) + STORY_END
 
 
 class CharVocab:

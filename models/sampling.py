@@ -5,7 +5,8 @@ Guarantee: a story depends only on its own `StorySpec` (and the model), not on w
   (character position, vocabulary entry), so its random stream does not depend on other rows or on when the batch
   stops. A character is argmax(logit / temperature + gumbel) over the row's top-k characters (the Gumbel-max trick:
   an exact sample of softmax(top-k logits / temperature)).
-- Priming is masked per row and where a row stops (`story_end`) is decided from that row's own text only.
+- The row's hashtag set conditions it (`StepCell.start_state`) and primes it (`#tag #tag\n`); priming is masked per
+  row and where a row stops (`story_end`) is decided from that row's own text only.
 - Selection runs in float64 and the noise is indexed by character id, so the candidates' order does not matter.
   Float differences between batch sizes or servers (about 1e-6 in the logits) can change a character only when
   two perturbed scores are that close, or a logit ties with the k-th best: about once in 10^5 characters.
@@ -17,16 +18,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import string
+
 import torch
 
-from models.chars import FRAMING_CHARS, CharVocab, prompt_for
-from models.storyteller import StepCell, Storyteller
+from models.chars import FRAMING_CHARS, CharVocab, clean_tag, prompt_for
+from models.steering import MentionSteer
+from models.storyteller import NO_TAG, StepCell, Storyteller
 
 OVERRUN_FRACTION = 0.25  # may write up to 25% past the requested length looking for a sentence end
 MIN_OVERRUN = 40  # characters, so short stories also get room to finish a sentence
 MIN_LENGTH_FRACTION = 0.5  # a sentence end earlier than half the length is too short to stop at
 CHECK_EVERY = 32  # characters between checks for finished rows
 ELLIPSIS = "..."  # closes a story that never reached a sentence end
+FIRST_CHARS = string.ascii_uppercase + "“‘\"'"  # a story's first character: a sentence starts here, not a word's middle
 
 # A sentence ends at . ! or ?, possibly followed by closing quotes/brackets, then whitespace.
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
@@ -34,7 +39,7 @@ SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 
 @dataclass(frozen=True)
 class StorySpec:
-    seed_text: str  # the hashtag the story is about (with or without '#')
+    hashtags: tuple[str, ...]  # the post's hashtag set, best first (with or without '#'); may be empty
     length: int  # characters, approximate
     temperature: float  # 0 means greedy
     top_k: int  # 0 or >= vocabulary size means the whole vocabulary
@@ -85,10 +90,22 @@ def _pick(scores: torch.Tensor, kth: torch.Tensor, noise: torch.Tensor) -> torch
     return scores.masked_fill(scores < threshold, float("-inf")).add_(noise).argmax(dim=-1)  # (B,)
 
 
+def tag_ids(specs: list[StorySpec], tag_index: dict[str, int]) -> torch.Tensor:
+    """(B, K) the model's ids of each spec's known hashtags, NO_TAG-padded (unknown hashtags are left out)."""
+    rows = [[tag_index[t] for t in dict.fromkeys(clean_tag(h) for h in s.hashtags) if t in tag_index] for s in specs]
+    ids = torch.full((len(specs), max([1] + [len(r) for r in rows])), NO_TAG, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return ids
+
+
 @torch.inference_mode()
-def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], step=StepCell) -> list[str]:
+def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_index: dict[str, int] | None = None,
+             step=StepCell, tag_words: dict[str, tuple[str, ...]] | None = None) -> list[str]:
     """Write one story per spec, all rows advancing together one character per step.
 
+    `tag_index` maps the model's hashtags to ids (None: no hashtag is known to the model).
+    `tag_words`: the words that name each hashtag, for mention steering (models.steering); None: no steering.
     `step(model)` builds the per-character function (bench/storyteller.py compares variants)."""
     if not specs:
         return []
@@ -105,6 +122,9 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], step=
     ban = torch.zeros(vocab_size, dtype=torch.float64)  # (V,)
     ban[[0] + vocab.ids_of(FRAMING_CHARS)] = float("-inf")  # <unk> and the framing never appear in a story
     ban = ban.to(device)
+    first_ban = torch.full((vocab_size,), float("-inf"), dtype=torch.float64)  # (V,)
+    first_ban[vocab.ids_of(FIRST_CHARS)] = 0.0
+    first_ban = first_ban.to(device)
     noise = torch.zeros(steps, len(specs), vocab_size, dtype=torch.float64)  # (steps, B, V)
     for row, (spec, limit) in enumerate(zip(specs, limits)):
         noise[:limit, row] = gumbel_noise(spec, limit, vocab_size)
@@ -112,13 +132,13 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], step=
 
     # Prime all rows together; a row whose prompt has ended keeps its state, so it ends as if primed alone.
     step_fn = step(model)
-    prompts = [vocab.encode(prompt_for(s.seed_text)) for s in specs]
+    prompts = [vocab.encode(prompt_for(s.hashtags)) for s in specs]
     prompt_len = torch.tensor([len(p) for p in prompts])  # (B,)
     prompt_ids = torch.zeros(len(specs), int(prompt_len.max()), dtype=torch.long)  # (B, P)
     for row, ids in enumerate(prompts):
         prompt_ids[row, : len(ids)] = torch.tensor(ids)
     prompt_len, prompt_ids = prompt_len.to(device), prompt_ids.to(device)
-    state = step_fn.zero_state(len(specs))
+    state = step_fn.start_state(tag_ids(specs, tag_index or {}).to(device))
     logits = torch.zeros(len(specs), vocab_size, device=device)  # (B, V)
     for t in range(prompt_ids.size(1)):
         new_logits, new_state = step_fn(prompt_ids[:, t], state)
@@ -126,13 +146,20 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], step=
         logits = torch.where(live, new_logits, logits)  # (B, V)
         state = tuple(torch.where(live, new, old) for new, old in zip(new_state, state))
 
+    steer = MentionSteer([s.hashtags for s in specs], tag_words, vocab) if tag_words is not None else None
     active = list(range(len(specs)))  # rows still writing
     written: list[list[int]] = [[] for _ in specs]
     pending: list[torch.Tensor] = []  # ids (b,) of the steps since the last check
     stories: list[str | None] = [None] * len(specs)
     for t in range(steps):
-        scores = (logits.double() + ban) * inv_temperature  # (b, V)
+        bias = ban + first_ban if t == 0 else ban  # (V,)
+        bonus = steer.bonus(active, vocab_size) if steer is not None else None  # (b, V) or None
+        if bonus is not None:
+            bias = bias + bonus.to(device)
+        scores = (logits.double() + bias) * inv_temperature  # (b, V)
         ids = _pick(scores, kth, noise[t])  # (b,)
+        if steer is not None:
+            steer.advance(active, [vocab.tokens[i] for i in ids.tolist()])
         pending.append(ids)
         if (t + 1) % CHECK_EVERY == 0 or t + 1 == steps:
             keep = []

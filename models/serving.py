@@ -2,6 +2,8 @@
 (inference/triton.py): config parameters, the instance's device, and the error prefixes the client maps."""
 from __future__ import annotations
 
+from models.chars import clean_tag
+
 # The client maps errors by these prefixes: bad bytes -> InvalidImage, bad arguments -> ValueError.
 INVALID_IMAGE_PREFIX = "invalid image: "
 INVALID_REQUEST_PREFIX = "invalid request: "
@@ -29,6 +31,17 @@ def apply_torch_threads(config: dict) -> None:
     threads = int(parameter(config, "torch_threads"))
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+def hashtags_field(hashtags) -> bytes:
+    """A hashtag set as the storyteller's HASHTAGS input: one UTF-8 string, space-separated, order kept, each
+    hashtag as the model reads it (`clean_tag`: no '#', no whitespace, lower case)."""
+    return " ".join(t for t in map(clean_tag, hashtags) if t).encode("utf-8")
+
+
+def read_hashtags(field: bytes) -> tuple[str, ...]:
+    """The hashtags of a `hashtags_field` string."""
+    return tuple(field.decode("utf-8", errors="replace").split())
 
 
 FAILURES_METRIC = "hashtale_triton_request_failures_total"

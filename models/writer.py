@@ -17,10 +17,19 @@ UNTRAINED_VERSION = "untrained"
 UNTRAINED_SEED = 0  # the fallback's random weights are the same in every process (local and Triton agree)
 
 
+def tag_index_of(tags: list[str]) -> dict[str, int]:
+    """The model's hashtag ids: 1.. in checkpoint order (0 is NO_TAG: padding and unknown hashtags)."""
+    return {tag: i + 1 for i, tag in enumerate(tags)}
+
+
 class StoryWriter:
-    def __init__(self, model: Storyteller, vocab: CharVocab, *, version: str, trained: bool, device: str = "cpu"):
+    def __init__(self, model: Storyteller, vocab: CharVocab, *, version: str, trained: bool, device: str = "cpu",
+                 tags: list[str] = (), tag_words: dict[str, tuple[str, ...]] | None = None):
         self.model = model.to(device).eval()
         self.vocab = vocab
+        self.tags = list(tags)  # the hashtags the model is conditioned on; others only prime it
+        self.tag_index = tag_index_of(self.tags)
+        self.tag_words = tag_words  # hashtag -> words naming it, for mention steering; None: no steering
         self.name = MODEL_NAME
         self.version = version
         self.trained = trained
@@ -39,11 +48,12 @@ class StoryWriter:
         ckpt = load_checkpoint(path, kind=CHECKPOINT_KIND)
         model = Storyteller(StorytellerConfig(**ckpt["model_args"]))
         model.load_state_dict(ckpt["model"])
-        return cls(model, CharVocab(ckpt["vocab"]), version=file_version(path), trained=True, device=device)
+        return cls(model, CharVocab(ckpt["vocab"]), version=file_version(path), trained=True, device=device,
+                   tags=ckpt["extra"].get("tags", []), tag_words=ckpt["extra"].get("tag_words"))
 
     def write(self, requests: list[StorySpec]) -> list[str]:
         """One story per request, in order; each depends only on its own spec (see models.sampling)."""
-        return generate(self.model, self.vocab, requests)
+        return generate(self.model, self.vocab, requests, self.tag_index, tag_words=self.tag_words)
 
 
 __all__ = ["StorySpec", "StoryWriter"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything hashtale needs into ./.venv (idempotent; safe to re-run).
 #   scripts/install.sh          the service, models and tools
-#   scripts/install.sh --test   also test tools and Debian's headless Chromium for the browser tests
+#   scripts/install.sh --test   also test tools, the storyteller judge ([eval]) and Debian's headless Chromium for the browser tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ fi
 .venv/bin/python -m pip install --quiet -c constraints.txt torch torchvision
 extras=""
 if [ "${1:-}" = "--test" ]; then
-  extras="[test]"
+  extras="[test,eval]"  # eval: the storyteller judge, which its tests load
 fi
 .venv/bin/python -m pip install --quiet -c constraints.txt -e ".${extras}"
 

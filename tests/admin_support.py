@@ -92,7 +92,7 @@ def add_post(
         post.hashtags.append(Hashtag(rank=rank, text=text, score=round(0.9 / rank, 3), attention=attention,
                                      attention_shape=list(GRID), model_name=tagger[0], model_version=tagger[1]))
     if story is not None:
-        post.story = Story(seed_hashtag=tags[0], text=story, length=500, temperature=0.8, top_k=20, random_seed=n,
+        post.story = Story(seed_hashtag=tags[0], hashtags=list(tags), text=story, length=500, temperature=0.8, top_k=20, random_seed=n,
                            model_name=writer[0], model_version=writer[1])
     session.add(post)
     session.flush()

@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 import db
 from db import Post, PostStatus, make_engine, migrate
 from db.schema import TRANSITIONS, InvalidTransition
+from tests.scratch_db import scratch_pg_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -113,4 +114,37 @@ def test_migrations_downgrade_and_upgrade_again(migrated_url):
     migrate(migrated_url)
     engine = make_engine(migrated_url)
     assert "session_nonce" in {c["name"] for c in inspect(engine).get_columns("admins")}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_0003_keeps_old_stories_and_downgrades(backend, tmp_path):
+    """Stories written before 0003 get their seed hashtag as their set; the downgrade drops the column."""
+    if backend == "sqlite":
+        _check_0003(f"sqlite:///{tmp_path / 'm.sqlite'}")
+        return
+    with scratch_pg_database("hashtale_test_0003") as (_name, url):
+        _check_0003(url)
+
+
+def _check_0003(url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from db.session import alembic_config
+
+    migrate(url, "0002")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO posts (id, external_id, image_sha256, image_path, image_format, width, height, "
+                          "status, attempts, created_at, updated_at) VALUES (1, 'x', :sha, 'p', 'JPEG', 1, 1, 'done', 0, "
+                          ":now, :now)"), {"sha": "0" * 64, "now": "2026-11-30 00:00:00"})
+        conn.execute(text("INSERT INTO stories (post_id, seed_hashtag, text, length, temperature, top_k, random_seed, "
+                          "model_name, model_version, created_at) VALUES (1, 'beach', 'A story.', 500, 0.8, 20, 7, "
+                          "'m', 'v', :now)"), {"now": "2026-11-30 00:00:00"})
+    migrate(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT hashtags FROM stories")).scalar_one() in (["beach"], '["beach"]')
+    command.downgrade(alembic_config(url), "0002")
+    assert "hashtags" not in {c["name"] for c in inspect(engine).get_columns("stories")}
+    migrate(url)
     engine.dispose()

@@ -39,10 +39,10 @@ def test_the_same_photo_gets_the_same_hashtags(backend, photo_paths):
 
 
 def test_a_story_depends_only_on_its_request(backend):
-    request = StoryRequest(seed_text="coffee", length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=7)
+    request = StoryRequest(hashtags=("cup", "coffee"), length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=7)
     first = backend.write_story(request)
     assert first.text and first == backend.write_story(request)
-    other = backend.write_story(StoryRequest("coffee", STORY_LENGTH, 0.8, 20, random_seed=8))
+    other = backend.write_story(StoryRequest(("cup", "coffee"), STORY_LENGTH, 0.8, 20, random_seed=8))
     assert other.text != first.text
 
 

@@ -47,6 +47,7 @@ def test_posted_photos_are_tagged_and_told_in_postgresql(pg_url, redis_url, queu
                 assert 1 <= len(tags) <= K and [t.rank for t in tags] == list(range(1, len(tags) + 1))
                 assert len({t.text for t in tags}) == len(tags)  # the emitted set: distinct
                 assert story.seed_hashtag == tags[0].text and story.random_seed == pipeline.story_seed(post_id)
+                assert story.hashtags == [t.text for t in tags]
                 assert story.length == STORY_LENGTH and story.text
 
         shown = client.get(read_url(client.application, post_ids[0])).get_json()  # and the webhook's read API shows them

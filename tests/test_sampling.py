@@ -41,7 +41,7 @@ def test_story_end_gives_up_at_the_limit():
 def test_pick_top1_is_argmax_and_topk_stays_in_the_top_k():
     torch.manual_seed(0)
     scores = torch.randn(4, 50, dtype=torch.float64)
-    spec = StorySpec("x", 10, 1.0, 0, 3)
+    spec = StorySpec(("x",), 10, 1.0, 0, 3)
     noise = gumbel_noise(spec, 100, 50)  # (100, 50)
     for t in range(100):
         assert torch.equal(_pick(scores, torch.zeros(4, 1, dtype=torch.long), noise[t].expand(4, 50)), scores.argmax(-1))
@@ -55,7 +55,7 @@ def test_pick_top1_is_argmax_and_topk_stays_in_the_top_k():
 def test_pick_samples_the_tempered_distribution():
     logits = torch.tensor([2.0, 1.0, 0.0, -1.0], dtype=torch.float64)
     n = 20_000
-    noise = gumbel_noise(StorySpec("x", 10, 1.0, 0, 5), n, 4)  # (n, 4)
+    noise = gumbel_noise(StorySpec(("x",), 10, 1.0, 0, 5), n, 4)  # (n, 4)
     for temperature in (0.5, 1.0, 2.0):
         ids = _pick((logits / temperature).expand(n, 4), torch.full((n, 1), 3), noise)
         freq = torch.bincount(ids, minlength=4).double() / n
@@ -63,25 +63,25 @@ def test_pick_samples_the_tempered_distribution():
 
 
 def test_top_k_one_is_greedy_whatever_the_seed(writer):
-    a, b = writer.write([StorySpec("#sea", LENGTH, TEMPERATURE, 1, seed) for seed in (1, 2)])
+    a, b = writer.write([StorySpec(("#sea",), LENGTH, TEMPERATURE, 1, seed) for seed in (1, 2)])
     assert a == b
-    assert writer.write([StorySpec("#sea", LENGTH, 0.0, TOP_K, 3)])[0] == a  # temperature 0 is greedy too
+    assert writer.write([StorySpec(("#sea",), LENGTH, 0.0, TOP_K, 3)])[0] == a  # temperature 0 is greedy too
 
 
 def test_same_seed_same_story_other_seed_other_story(writer):
-    spec = StorySpec("#dog", LENGTH, TEMPERATURE, TOP_K, 7)
+    spec = StorySpec(("#dog",), LENGTH, TEMPERATURE, TOP_K, 7)
     first = writer.write([spec])[0]
     assert writer.write([spec])[0] == first
-    assert writer.write([StorySpec("#dog", LENGTH, TEMPERATURE, TOP_K, 8)])[0] != first
+    assert writer.write([StorySpec(("#dog",), LENGTH, TEMPERATURE, TOP_K, 8)])[0] != first
 
 
 def test_a_story_in_a_batch_equals_the_story_alone(writer):
     specs = [
-        StorySpec("#sea", LENGTH, TEMPERATURE, TOP_K, 11),
-        StorySpec("fox", LENGTH // 2, 1.0, 0, 12),  # whole vocabulary, shorter
-        StorySpec("#love", LENGTH + 80, 0.5, 5, 13),
-        StorySpec("#food", LENGTH, TEMPERATURE, 1, 14),
-        StorySpec("#x#y\nz", LENGTH, TEMPERATURE, TOP_K, 15),  # odd seed text is cleaned, not an error
+        StorySpec(("#sea",), LENGTH, TEMPERATURE, TOP_K, 11),
+        StorySpec(("fox",), LENGTH // 2, 1.0, 0, 12),  # whole vocabulary, shorter
+        StorySpec(("#love",), LENGTH + 80, 0.5, 5, 13),
+        StorySpec(("#food",), LENGTH, TEMPERATURE, 1, 14),
+        StorySpec(("#x#y\nz",), LENGTH, TEMPERATURE, TOP_K, 15),  # odd seed text is cleaned, not an error
     ]
     batched = writer.write(specs)
     alone = [writer.write([spec])[0] for spec in specs]
@@ -91,7 +91,7 @@ def test_a_story_in_a_batch_equals_the_story_alone(writer):
 
 def test_stories_end_on_a_sentence_boundary_near_the_length(writer):
     length = 200
-    stories = writer.write([StorySpec(tag, length, TEMPERATURE, TOP_K, seed)
+    stories = writer.write([StorySpec((tag,), length, TEMPERATURE, TOP_K, seed)
                             for seed, tag in enumerate(["sea", "dog", "fox", "love", "friend", "garden"])])
     for story in stories:
         assert length // 2 <= len(story) <= max_story_chars(length) + len(ELLIPSIS)
@@ -105,6 +105,6 @@ def test_untrained_fallback_is_the_real_architecture(monkeypatch, tmp_path):
     monkeypatch.setattr("models.writer.SHIPPED_CHECKPOINT", tmp_path / "absent.pt")
     first, second = StoryWriter.load(), StoryWriter.load()
     assert (first.trained, first.version) == (False, "untrained")
-    spec = StorySpec("#sea", 100, TEMPERATURE, TOP_K, 1)
+    spec = StorySpec(("#sea",), 100, TEMPERATURE, TOP_K, 1)
     assert first.write([spec]) == second.write([spec])  # same random weights in every process
     assert first.write([]) == []

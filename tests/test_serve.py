@@ -78,6 +78,7 @@ def test_serve_tags_and_tells_a_posted_photo_within_30_seconds(served, coffee_jp
     assert post["status"] == "done", (post, log_path.read_text()[-4000:])
     assert 1 <= len(post["hashtags"]) <= 5 and post["hashtags"][0]["rank"] == 1
     assert post["story"]["seed_hashtag"] == post["hashtags"][0]["text"]
+    assert post["story"]["hashtags"] == [h["text"] for h in post["hashtags"]]
     assert post["story"]["text"]
 
     log = log_path.read_text()

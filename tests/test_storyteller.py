@@ -1,4 +1,5 @@
-"""The storyteller model: shapes, the sampling cell, a tiny real training run (loss falls, resume, export)."""
+"""The storyteller model: shapes, tag-set conditioning, the sampling cell, a tiny real training run (loss falls,
+resume, export)."""
 from __future__ import annotations
 
 import json
@@ -10,13 +11,14 @@ from cli import main
 from models.chars import CharVocab, clean_tag, prompt_for
 from models.checkpoint import load_checkpoint
 from models.sampling import StorySpec
-from models.storyteller import IGNORE_INDEX, StepCell, Storyteller, StorytellerConfig
+from models.storyteller import CONDITIONS, IGNORE_INDEX, NO_TAG, StepCell, Storyteller, StorytellerConfig
 from models.writer import CHECKPOINT_KIND, StoryWriter
 from tests.conftest import SHARED_DATASETS
 
 AESOP = SHARED_DATASETS / "aesop" / "aesop_for_children.json"
 N_FABLES = 40  # a small real corpus for the tiny training run
-TINY = ["--n-embd", "16", "--n-hidden", "48", "--batch-size", "8", "--seq-len", "50", "--threads", "1"]
+TINY = ["--n-embd", "16", "--n-hidden", "48", "--n-tag-embd", "8", "--batch-size", "8", "--seq-len", "50",
+        "--threads", "1"]
 
 
 def test_forward_shapes_and_loss():
@@ -32,42 +34,59 @@ def test_forward_shapes_and_loss():
     assert loss.ndim == 0 and loss.item() > 0
 
 
-def test_step_cell_matches_forward():
-    model = Storyteller(StorytellerConfig(vocab_size=30, n_embd=8, n_hidden=12, n_layer=3)).eval()
+@pytest.mark.parametrize("condition", CONDITIONS)
+def test_step_cell_matches_forward(condition):
+    model = Storyteller(StorytellerConfig(vocab_size=30, n_embd=8, n_hidden=12, n_layer=3, n_tags=6, n_tag_embd=4,
+                                          condition=condition)).eval()
     idx = torch.randint(0, 30, (4, 9))
+    tags = torch.tensor([[1, 2], [3, NO_TAG], [NO_TAG, NO_TAG], [5, 4]])  # (B, K); row 2: no known hashtag
     with torch.no_grad():
-        logits, _, (h, c) = model(idx)
+        logits, _, (h, c) = model(idx, tags=tags)
         cell = StepCell(model)
-        state = cell.zero_state(4)
+        state = cell.start_state(tags)
         for t in range(9):
             step_logits, state = cell(idx[:, t], state)
             assert torch.allclose(step_logits, logits[:, t], atol=1e-5)
-    assert torch.allclose(torch.stack(state[0::2]), h, atol=1e-5)
-    assert torch.allclose(torch.stack(state[1::2]), c, atol=1e-5)
+    assert torch.allclose(torch.stack(state[0:-1:2]), h, atol=1e-5)
+    assert torch.allclose(torch.stack(state[1:-1:2]), c, atol=1e-5)
+
+
+@pytest.mark.parametrize("condition", ["init", "input", "input+init"])
+def test_the_tag_set_changes_every_step_or_the_start(condition):
+    torch.manual_seed(0)
+    model = Storyteller(StorytellerConfig(vocab_size=30, n_embd=8, n_hidden=12, n_tags=6, n_tag_embd=4,
+                                          condition=condition, dropout=0.0)).eval()
+    idx = torch.randint(0, 30, (1, 5)).expand(2, 5)
+    with torch.no_grad():
+        logits, _, _ = model(idx, tags=torch.tensor([[1], [2]]))
+        same, _, _ = model(idx, tags=torch.tensor([[2, 1], [1, 2]]))  # a set: order does not matter
+    assert not torch.allclose(logits[0], logits[1])
+    assert torch.allclose(same[0], same[1], atol=1e-6)
 
 
 def test_vocabulary_maps_any_hashtag():
     vocab = CharVocab.from_texts("Abc.")
     assert vocab.tokens[0] == "<unk>"
-    assert 0 not in vocab.encode(prompt_for("#Sunset2024"))
+    assert 0 not in vocab.encode(prompt_for(["#Sunset2024", "beach"]))
+    assert prompt_for(["#Sunset2024", "", "beach"]) == "#sunset2024 #beach\n" and prompt_for([]) == "\n"
     assert vocab.encode("é") == [0] and vocab.decode([0, vocab.index["A"]]) == "A"
     assert clean_tag("  #Sea Side\n") == "seaside"
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """A folder of real Aesop fables, as plain .txt stories."""
+    """A folder of real Aesop fables in the stories/ format (JSON lines)."""
     if not AESOP.exists():
         pytest.skip(f"shared datasets not found at {SHARED_DATASETS}")
     folder = tmp_path_factory.mktemp("fables")
-    for i, fable in enumerate(json.loads(AESOP.read_text())[:N_FABLES]):
-        (folder / f"{i:03d}_{fable['title'].replace(' ', '_')}.txt").write_text(fable["fable"])
+    records = [{"title": f["title"], "text": f["fable"]} for f in json.loads(AESOP.read_text())[:N_FABLES]]
+    (folder / "aesop.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return folder
 
 
 def test_tiny_training_run_loss_falls_resumes_and_exports(corpus, tmp_path):
     out = tmp_path / "run"
-    common = ["train-storyteller", "--corpus", f"text:{corpus}", "--tag-vocabulary", "", "--out", str(out), *TINY]
+    common = ["train-storyteller", "--corpus", f"stories:{corpus}", "--val-fraction", "0.1", "--out", str(out), *TINY]
     assert main([*common, "--epochs", "2", "--lr", "1e-2"]) == 0
     last = load_checkpoint(out / "last.pt", kind=CHECKPOINT_KIND)
     history = last["extra"]["history"]
@@ -88,5 +107,6 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(corpus, tmp_path):
     assert shipped["optimizer"] is None and shipped["model"]["lm_head.weight"].dtype == torch.float16
     writer = StoryWriter.load(export)
     assert writer.trained and len(writer.version) == 12
-    story = writer.write([StorySpec("#fox", 80, 0.8, 10, 0)])[0]
-    assert len(story) > 20
+    assert "fox" in writer.tags and writer.model.config.condition == "input+init"
+    stories = writer.write([StorySpec(("#fox", "sea"), 80, 0.8, 10, seed) for seed in range(8)])
+    assert all(len(story) > 20 and (story[0].isupper() or story[0] in "“‘\"'") for story in stories)

@@ -96,7 +96,7 @@ def test_a_post_goes_through_both_stages(app, settings, sessions, coffee_jpeg):
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE and post.attempts == 2 and post.error is None
     (story,) = stories
-    assert story.seed_hashtag == tags[0].text
+    assert story.seed_hashtag == tags[0].text and story.hashtags == [t.text for t in tags]
     assert story.random_seed == pipeline.story_seed(post_id)
     assert 0 < len(story.text) <= 2 * STORY_LENGTH
     assert _runs("write_story", "done") == done_before + 1
@@ -298,5 +298,5 @@ def test_a_batch_job_runs_one_model_call_and_a_bad_photo_fails_only_its_post(app
     for post_id in good:  # the same stories as alone: each depends only on its own request
         post, tags, (story,) = load(sessions, post_id)
         assert post.status == PostStatus.DONE and post.attempts == 2
-        request = pipeline.story_request(post_id, tags[0].text, settings)
+        request = pipeline.story_request(post_id, [t.text for t in tags], settings)
         assert story.text == runtime(settings).backend.write_story(request).text

@@ -122,13 +122,13 @@ def test_hashtags_equal_in_process_results(backend, tagger, images, expected):
 def test_stories_equal_in_process_results(backend, writer):
     from models.writer import StorySpec
 
-    requests = [StoryRequest(seed_text="beach", length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=seed)
+    requests = [StoryRequest(hashtags=("beach", "sea"), length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=seed)
                 for seed in STORY_SEEDS]
     with ThreadPoolExecutor(len(requests)) as pool:  # batched on the server; each story must not notice
         results = list(pool.map(backend.write_story, requests))
     for request, result in zip(requests, results):
         with one_thread():
-            (alone,) = writer.write([StorySpec(request.seed_text, request.length, request.temperature, request.top_k,
+            (alone,) = writer.write([StorySpec(request.hashtags, request.length, request.temperature, request.top_k,
                                                request.random_seed)])
         assert result.text == alone
         assert (result.model_name, result.model_version) == (writer.name, writer.version)
@@ -163,7 +163,7 @@ def test_bad_arguments_are_client_errors(backend, images):
     with pytest.raises(ValueError, match="K must"):
         backend.suggest_hashtags(images[0], 0)
     with pytest.raises(ValueError, match="LENGTH must"):
-        backend.write_story(StoryRequest(seed_text="x", length=10**6, temperature=0.8, top_k=20, random_seed=0))
+        backend.write_story(StoryRequest(hashtags=("x",), length=10**6, temperature=0.8, top_k=20, random_seed=0))
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
@@ -172,7 +172,7 @@ def test_no_server_is_unavailable(protocol):
     with pytest.raises(InferenceUnavailable):
         backend.check_ready()
     with pytest.raises(InferenceUnavailable):
-        backend.write_story(StoryRequest(seed_text="x", length=10, temperature=0.8, top_k=20, random_seed=0))
+        backend.write_story(StoryRequest(hashtags=("x",), length=10, temperature=0.8, top_k=20, random_seed=0))
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
@@ -249,3 +249,30 @@ def test_failed_requests_are_counted_where_triton_counts_them_as_successes(serve
     with pytest.raises(InvalidImage):
         backend.suggest_hashtags(b"not an image", K)
     assert failures() == before + 1
+
+
+def test_a_story_request_may_carry_a_batch_of_specs(server, writer):
+    import tritonclient.http as httpclient
+
+    from models.serving import hashtags_field
+    from models.writer import StorySpec
+
+    specs = [StorySpec(("beach", "sea"), STORY_LENGTH, 0.8, 20, seed) for seed in STORY_SEEDS]
+    columns = {"HASHTAGS": ("BYTES", np.object_, [hashtags_field(s.hashtags) for s in specs]),
+               "LENGTH": ("INT32", np.int32, [s.length for s in specs]),
+               "TEMPERATURE": ("FP64", np.float64, [s.temperature for s in specs]),
+               "TOP_K": ("INT32", np.int32, [s.top_k for s in specs]),
+               "RANDOM_SEED": ("INT64", np.int64, [s.random_seed for s in specs])}
+    inputs = []
+    for name, (datatype, dtype, values) in columns.items():
+        tensor = httpclient.InferInput(name, [len(specs), 1], datatype)
+        tensor.set_data_from_numpy(np.array([[v] for v in values], dtype=dtype))
+        inputs.append(tensor)
+    client = httpclient.InferenceServerClient(server.http_url, connection_timeout=TIMEOUT, network_timeout=TIMEOUT)
+    try:
+        result = client.infer("storyteller", inputs)
+    finally:
+        client.close()
+    with one_thread():
+        alone = [writer.write([spec])[0] for spec in specs]
+    assert [row[0].decode() for row in result.as_numpy("STORY")] == alone  # (B, 1): each as if alone

@@ -72,6 +72,7 @@ def assert_done_through_triton(sessions, post_ids):
             assert len({t.text for t in tags}) == len(tags)  # the emitted set: distinct
             assert {t.model_version for t in tags} == {tagger_version}  # the weights Triton serves
             assert story.model_version == writer_version and story.seed_hashtag == tags[0].text and story.text
+            assert story.hashtags == [t.text for t in tags]
 
 
 def test_posts_go_through_triton_into_postgresql(pipeline, photo_paths):

@@ -202,7 +202,7 @@ def test_status_shows_hashtags_and_story(make_app):
                     model_name="sat", model_version="v1"),
             Hashtag(post_id=post_id, rank=1, text="beach", score=0.5, attention=attention, attention_shape=list(GRID),
                     model_name="sat", model_version="v1"),
-            Story(post_id=post_id, seed_hashtag="beach", text="Once upon a beach.", length=500, temperature=0.8,
+            Story(post_id=post_id, seed_hashtag="beach", hashtags=["beach", "sea"], text="Once upon a beach.", length=500, temperature=0.8,
                   top_k=20, random_seed=7, model_name="charlstm", model_version="v2"),
         ])
         session.commit()
@@ -214,7 +214,7 @@ def test_status_shows_hashtags_and_story(make_app):
     assert body["hashtags"][0]["attention"] == pytest.approx(attention)
     assert body["hashtags"][0]["attention_shape"] == list(GRID)
     assert body["hashtags"][0]["model_name"] == "sat" and body["hashtags"][0]["model_version"] == "v1"
-    assert body["story"] == {"text": "Once upon a beach.", "seed_hashtag": "beach", "temperature": 0.8, "top_k": 20,
+    assert body["story"] == {"text": "Once upon a beach.", "seed_hashtag": "beach", "hashtags": ["beach", "sea"], "temperature": 0.8, "top_k": 20,
                              "length": 500, "model_name": "charlstm", "model_version": "v2"}
     assert body["created_at"].endswith("+00:00")
 

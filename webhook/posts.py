@@ -82,6 +82,7 @@ def _story_json(story: Story) -> dict:
     return {
         "text": story.text,
         "seed_hashtag": story.seed_hashtag,
+        "hashtags": story.hashtags,
         "temperature": story.temperature,
         "top_k": story.top_k,
         "length": story.length,

@@ -18,7 +18,7 @@ SEED_MASK = 0x7FFFFFFF  # keeps a seed within a signed 32-bit INTEGER column
 
 
 class NothingToSeed(ValueError):
-    """The tagger returned no hashtag, so there is nothing to seed the story with."""
+    """The tagger returned no hashtag, so there is nothing to write the story about."""
 
 
 def story_seed(post_id: int) -> int:
@@ -48,13 +48,14 @@ def hashtag_rows(post_id: int, result: TagResult) -> list[Hashtag]:
     ]
 
 
-def story_request(post_id: int, seed_hashtag: str | None, settings: Settings,
+def story_request(post_id: int, hashtags: list[str], settings: Settings,
                   random_seed: int | None = None) -> StoryRequest:
-    """The story a post asks for: seeded with its top hashtag, sampled with its own seed (unless given one)."""
-    if not seed_hashtag:
-        raise NothingToSeed(f"post {post_id} has no hashtag to seed its story")
+    """The story a post asks for: about its hashtags (all of them, in rank order), sampled with its own seed
+    (unless given one)."""
+    if not hashtags:
+        raise NothingToSeed(f"post {post_id} has no hashtag to write its story about")
     return StoryRequest(
-        seed_text=seed_hashtag,
+        hashtags=tuple(hashtags),
         length=settings.story_length,
         temperature=settings.story_temperature,
         top_k=settings.story_top_k,
@@ -65,7 +66,8 @@ def story_request(post_id: int, seed_hashtag: str | None, settings: Settings,
 def story_row(post_id: int, request: StoryRequest, result: StoryResult) -> Story:
     return Story(
         post_id=post_id,
-        seed_hashtag=request.seed_text,
+        seed_hashtag=request.hashtags[0],
+        hashtags=list(request.hashtags),
         text=result.text,
         length=request.length,
         temperature=request.temperature,

@@ -34,7 +34,7 @@ def run(args) -> int:
         print(f"hashtale tag: {args.photo}: {exc}", file=sys.stderr)
         return 1
     hashtags = pipeline.hashtag_rows(CLI_POST_ID, result)
-    request = pipeline.story_request(CLI_POST_ID, hashtags[0].text if hashtags else None, settings, args.seed)
+    request = pipeline.story_request(CLI_POST_ID, [h.text for h in hashtags], settings, args.seed)
     story = pipeline.story_row(CLI_POST_ID, request, backend.write_story(request))
     tagger, writer = backend.models()
     if args.json:
@@ -51,5 +51,5 @@ def run(args) -> int:
     print()
     for h in hashtags:
         print(f"#{h.text.lstrip('#'):<24} {h.score:.3f}")
-    print(f"\nstory (seeded with #{request.seed_text.lstrip('#')}):\n{story.text}")
+    print(f"\nstory (about {' '.join('#' + t.lstrip('#') for t in story.hashtags)}):\n{story.text}")
     return 0

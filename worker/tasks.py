@@ -237,11 +237,11 @@ def suggest_hashtags(self, post_id: int) -> None:
 
 @shared_task(bind=True, name="worker.tasks.write_story", throws=(PostFailed,), Strategy=batching.STRATEGY)
 def write_story(self, post_id: int) -> None:
-    def read(session: Session, post: Post) -> str | None:
-        return session.scalar(select(Hashtag.text).where(Hashtag.post_id == post_id).order_by(Hashtag.rank).limit(1))
+    def read(session: Session, post: Post) -> list[str]:
+        return list(session.scalars(select(Hashtag.text).where(Hashtag.post_id == post_id).order_by(Hashtag.rank)))
 
-    def compute(rt: Runtime, seed_hashtag: str | None) -> Story:
-        request = pipeline.story_request(post_id, seed_hashtag, rt.settings)
+    def compute(rt: Runtime, hashtags: list[str]) -> Story:
+        request = pipeline.story_request(post_id, hashtags, rt.settings)
         return pipeline.story_row(post_id, request, batching.submit(functools.partial(write_stories, rt), request))
 
     def replace(session: Session, row: Story) -> None:

@@ -21,6 +21,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            # A batch migration rebuilds a table (create, copy, drop the old one): with foreign keys on, dropping
+            # `posts` would cascade and delete every post's hashtags, story and reviews. This engine is disposed below.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # ends the statement's autobegun transaction: Alembic begins and commits its own
         # render_as_batch: SQLite needs table rebuilds for most ALTERs.
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():

@@ -1,8 +1,11 @@
 """Triton Python-backend model for the char-level storyteller: thin glue around models/.
 
+A request carries B >= 1 story specs (every input [B, 1], B up to max_batch_size; the service sends B = 1).
 `execute` receives every request the dynamic batcher grouped and writes all their stories in ONE batched
 sampling run (models.writer.StoryWriter.write); each story depends only on its own spec. A request with bad
-arguments fails alone, with INVALID_ARG. One response per request, in request order.
+arguments fails alone, with INVALID_ARG, and is counted in Triton's /metrics as
+hashtale_triton_request_failures_total{model, reason} (Triton counts it as a success: server#7713).
+One response per request, in request order, with B rows.
 """
 import json
 import secrets
@@ -12,15 +15,17 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
-from models.serving import INVALID_REQUEST_PREFIX, apply_torch_threads, instance_device, parameter
+from models.serving import (INVALID_REQUEST_PREFIX, apply_torch_threads, failure_counter, instance_device, parameter,
+                            read_hashtags)
 from models.writer import StorySpec, StoryWriter
 
 SEED_BITS = 63  # a fresh random seed fits the INT64 input
 
 
-def scalar(request, name):
+def column(request, name):
+    """The input's B values ((B, 1) -> (B,)), or None when the optional input was not sent."""
     tensor = pb_utils.get_input_tensor_by_name(request, name)
-    return None if tensor is None else tensor.as_numpy()[0, 0]  # (1, 1) -> the value
+    return None if tensor is None else tensor.as_numpy()[:, 0]
 
 
 class TritonPythonModel:
@@ -30,41 +35,48 @@ class TritonPythonModel:
         self.max_length = int(parameter(config, "max_length"))
         weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
         self.writer = StoryWriter.load(weights, device=instance_device(args, config))
-        self.model_version = np.array([[f"{self.writer.name}:{self.writer.version}".encode()]], dtype=np.object_)
+        self.model_version = f"{self.writer.name}:{self.writer.version}".encode()
+        self.count_failure = failure_counter(pb_utils, args["model_name"])
 
     def execute(self, requests):
         responses = [None] * len(requests)
-        indices, specs = [], []
+        owners, specs = [], []  # the request index of each spec, and the specs of all good requests
         for i, request in enumerate(requests):
             try:
-                specs.append(self.spec(request))
-                indices.append(i)
+                rows = self.specs(request)
             except ValueError as exc:
+                self.count_failure("invalid_request")
                 responses[i] = pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(INVALID_REQUEST_PREFIX + str(exc), pb_utils.TritonError.INVALID_ARG))
+                continue
+            owners += [i] * len(rows)
+            specs += rows
         with torch.inference_mode():
-            stories = self.writer.write(specs)
-        for i, story in zip(indices, stories):
+            stories = self.writer.write(specs) if specs else []
+        by_request = {}
+        for i, story in zip(owners, stories):
+            by_request.setdefault(i, []).append(story.encode())
+        for i, texts in by_request.items():
             responses[i] = pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("STORY", np.array([[story.encode()]], dtype=np.object_)),  # (1, 1)
-                pb_utils.Tensor("MODEL_VERSION", self.model_version),
+                pb_utils.Tensor("STORY", np.array([[t] for t in texts], dtype=np.object_)),  # (B, 1)
+                pb_utils.Tensor("MODEL_VERSION", np.full((len(texts), 1), self.model_version, dtype=np.object_)),
             ])
         return responses
 
-    def spec(self, request):
-        """The request's StorySpec; ValueError says what is wrong with it."""
-        if pb_utils.get_input_tensor_by_name(request, "SEED_TEXT").as_numpy().shape[0] != 1:
-            raise ValueError("send one story request per inference request")
-        length = int(scalar(request, "LENGTH"))
-        temperature = float(scalar(request, "TEMPERATURE"))
-        top_k = int(scalar(request, "TOP_K"))
-        seed = scalar(request, "RANDOM_SEED")
-        if not 1 <= length <= self.max_length:
-            raise ValueError(f"LENGTH must be 1..{self.max_length}, got {length}")
-        if not temperature >= 0:  # also refuses NaN
-            raise ValueError(f"TEMPERATURE must be >= 0, got {temperature}")
-        if top_k < 0:
-            raise ValueError(f"TOP_K must be >= 0, got {top_k}")
-        return StorySpec(seed_text=scalar(request, "SEED_TEXT").decode("utf-8", errors="replace"), length=length,
-                         temperature=temperature, top_k=top_k,
-                         random_seed=int(seed) if seed is not None else secrets.randbits(SEED_BITS))
+    def specs(self, request):
+        """The request's B StorySpecs; ValueError says what is wrong with them."""
+        hashtags, seeds = column(request, "HASHTAGS"), column(request, "RANDOM_SEED")
+        specs = []
+        for row, (length, temperature, top_k) in enumerate(zip(column(request, "LENGTH"), column(request, "TEMPERATURE"),
+                                                               column(request, "TOP_K"))):
+            length, temperature, top_k = int(length), float(temperature), int(top_k)
+            if not 1 <= length <= self.max_length:
+                raise ValueError(f"LENGTH must be 1..{self.max_length}, got {length}")
+            if not temperature >= 0:  # also refuses NaN
+                raise ValueError(f"TEMPERATURE must be >= 0, got {temperature}")
+            if top_k < 0:
+                raise ValueError(f"TOP_K must be >= 0, got {top_k}")
+            specs.append(StorySpec(hashtags=read_hashtags(hashtags[row]), length=length, temperature=temperature,
+                                   top_k=top_k,
+                                   random_seed=int(seeds[row]) if seeds is not None else secrets.randbits(SEED_BITS)))
+        return specs
