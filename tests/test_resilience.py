@@ -161,7 +161,8 @@ def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_na
         post_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, tmp_path / "media", photo_paths[10:15])
         wait_for_status(sessions, post_ids, PostStatus.TAGGED, STATUS_TIMEOUT, worker.log)
         broker = redis.Redis.from_url(redis_server.url)
-        assert broker.llen(queue_name) > 0  # messages are still waiting in Redis...
+        # Messages are still in Redis, waiting in the queue or reserved by the worker's batch (unacknowledged)...
+        assert broker.llen(queue_name) + broker.hlen("unacked") > 0
         broker.close()
         redis_server.crash()  # ...and are lost with it
         redis_server.start()

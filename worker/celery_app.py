@@ -12,6 +12,9 @@ from celery.signals import worker_init, worker_process_shutdown
 
 from monitoring import mark_process_dead
 from settings import Settings
+from worker import redis_transport
+
+redis_transport.install()  # before any broker connection: workers must outlive a Redis restart
 
 POOL_PROCESS_START_TIMEOUT = 180.0  # seconds: importing torch and loading both models on a busy machine
 
