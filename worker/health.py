@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import time
@@ -26,8 +25,7 @@ PING_TIMEOUT = 5.0  # seconds
 
 def touch(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
-    os.utime(path)
+    path.touch()  # sets the modification time of an existing file too
 
 
 class Heartbeat(bootsteps.StartStopStep):

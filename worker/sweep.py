@@ -25,20 +25,30 @@ RUNNING = (PostStatus.TAGGING, PostStatus.WRITING)  # a worker has the post, or 
 RESERVED_GRACE = 2.0  # seconds for a worker to start a message it has reserved
 
 
+def _dead_runs(cutoff: datetime):
+    """Running, not parked, silent since `cutoff`: a run that died."""
+    return Post.status.in_(RUNNING) & Post.retry_at.is_(None) & (Post.updated_at < cutoff)
+
+
+def _old_waiting(cutoff: datetime):
+    """Waiting for a message published before `cutoff`."""
+    return Post.status.in_(WAITING) & Post.retry_at.is_(None) & (Post.enqueued_at < cutoff)
+
+
 def lost_posts(session: Session, stuck_after: float, queued: int | None, now: datetime) -> list[int]:
     """Ids of posts whose message is gone, untouched for `stuck_after` seconds: waiting posts beyond the queue's
     window (all of them when `queued` is None: the queue could not be read), and runs that died (running, not
     parked). A read: the caller claims them."""
     cutoff = now - timedelta(seconds=stuck_after)
     dead = session.scalars(
-        select(Post.id).where(Post.status.in_(RUNNING), Post.retry_at.is_(None), Post.updated_at < cutoff)
+        select(Post.id).where(_dead_runs(cutoff))
         .order_by(Post.updated_at, Post.id).limit(SWEEP_BATCH)
     ).all()
     still_queued = (
         select(Post.id).where(Post.status.in_(WAITING)).order_by(Post.enqueued_at.desc(), Post.id.desc())
         .limit(queued).scalar_subquery()
     ) if queued else None
-    waiting = select(Post.id).where(Post.status.in_(WAITING), Post.enqueued_at < cutoff)
+    waiting = select(Post.id).where(_old_waiting(cutoff))
     if still_queued is not None:
         waiting = waiting.where(Post.id.not_in(still_queued))
     beyond = session.scalars(waiting.order_by(Post.enqueued_at, Post.id).limit(SWEEP_BATCH)).all()
@@ -56,9 +66,7 @@ def claim_lost_posts(session_factory: sessionmaker[Session], candidates: list[in
     with session_factory.begin() as session:
         rows = session.execute(
             select(Post.id, Post.status)
-            .where(Post.id.in_(candidates), Post.retry_at.is_(None),
-                   ((Post.status.in_(WAITING)) & (Post.enqueued_at < cutoff))
-                   | ((Post.status.in_(RUNNING)) & (Post.updated_at < cutoff)))
+            .where(Post.id.in_(candidates), _old_waiting(cutoff) | _dead_runs(cutoff))
             .order_by(Post.id)
             .with_for_update(skip_locked=True)
         ).all()
