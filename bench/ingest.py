@@ -13,6 +13,7 @@ For every batch size (1: batching off, today's one post per model call):
   SQLite broker, as `hashtale serve` runs): photos POSTed through the webhook app, a `hashtale worker` with
   BATCH_SIZE=batch, from the first POST to the last post done; then lone posts, one at a time, whose median time
   from receipt to done (the database's created_at to updated_at) shows what a post pays for the batch wait.
+For the embedded stack it first prints the SQLite broker's fetch rate, kombu's transport against worker/sql_transport.py.
 Posts/s are wall-clock rates on whatever else the machine is doing; CPU seconds per post (bare: the model processes;
 end to end: the worker and its pool) hardly depend on it, so their ratio is the steadier measure of what Celery,
 the broker and the database add on a shared machine.
@@ -60,6 +61,7 @@ DEFAULT_BATCHES = "1,8,32"
 STACKS = {"redis": "PostgreSQL + Redis", "embedded": "embedded (SQLite + SQLite broker)"}
 POST_ID_BASE = 10**6  # story seeds of the bare runs: any ids, the work per story does not depend on them
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+BROKER_MESSAGES = 300  # messages for the SQLite broker's fetch rate
 
 
 def load_bench_webhook():
@@ -103,6 +105,30 @@ def accept_rate(bw, photos: list[bytes], posts: int, concurrency: int, work: Pat
             purge_queue(queue)
     print(f"webhook accept rate (gunicorn, webhook/gunicorn.conf.py, {concurrency} concurrent connections, "
           f"PostgreSQL + Redis, multipart): {posts / seconds:.0f} posts/s   answers {codes}", flush=True)
+
+
+def sqlite_broker_rate(work: Path, messages: int = BROKER_MESSAGES) -> None:
+    """Where the embedded stack's batching is capped: messages/s that one consumer fetches and acknowledges, one
+    at a time as a worker does, on kombu's own SQLAlchemy transport and on ours (worker/sql_transport.py)."""
+    from kombu import Connection
+    from kombu.transport import sqlalchemy as kombu_sqla
+
+    from worker import sql_transport
+
+    variants = (("kombu's transport", kombu_sqla.Transport), ("worker/sql_transport.py", sql_transport.Transport))
+    for name, transport in variants:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='broker-', dir=work)) / 'broker.sqlite'}"  # transport= picks
+        with Connection(url, transport=transport) as connection:
+            queue = connection.SimpleQueue("bench")
+            for n in range(messages):
+                queue.put({"n": n})
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for _ in range(messages):
+                queue.get(timeout=5).ack()
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            queue.close()
+        print(f"SQLite broker, {name}: {messages / seconds:6.0f} messages/s fetched and acknowledged one at a time "
+              f"({1000 * seconds / messages:.1f} ms each, {1000 * cpu / messages:.1f} ms of it CPU)", flush=True)
 
 
 def _bare_process(paths: list[str], threads: int, batch: int, barrier, results) -> None:
@@ -295,6 +321,8 @@ def main() -> int:
         if args.accept_posts:
             accept_rate(bw, bw.load_photos(args.concurrency + args.accept_posts), args.accept_posts,
                         args.concurrency, work)
+        if "embedded" in stacks:
+            sqlite_broker_rate(work)
         bare = {}
         for batch in batches:
             bare[batch] = bare_rate(paths, CORES, 1, batch)

@@ -6,6 +6,8 @@ import uuid
 import pytest
 from kombu import Connection
 
+import worker.celery_app  # noqa: F401  (installs our transports before any connection, as every process does)
+from worker import sql_transport
 from worker.broker import has_fanout, queue_depth
 
 
@@ -31,3 +33,9 @@ def test_queue_depth_counts_waiting_messages_and_an_empty_queue_is_zero(broker_u
 
 def test_only_the_sqlite_broker_lacks_fanout(redis_url, tmp_path):
     assert has_fanout(redis_url) and not has_fanout(f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}")
+
+
+def test_the_embedded_broker_is_polled_every_50_ms_not_every_second(tmp_path):
+    with Connection(f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}") as connection:
+        assert isinstance(connection.transport, sql_transport.Transport)
+        assert connection.transport.polling_interval == sql_transport.POLLING_INTERVAL == 0.05

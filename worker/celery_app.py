@@ -12,9 +12,10 @@ from celery.signals import worker_init, worker_process_shutdown
 
 from monitoring import mark_process_dead
 from settings import Settings
-from worker import redis_transport
+from worker import redis_transport, sql_transport
 
 redis_transport.install()  # before any broker connection: workers must outlive a Redis restart
+sql_transport.install()  # the embedded broker polled every 50 ms, not every second
 
 POOL_PROCESS_START_TIMEOUT = 180.0  # seconds: importing torch and loading both models on a busy machine
 
