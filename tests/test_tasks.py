@@ -168,8 +168,15 @@ def test_an_unavailable_backend_parks_the_post_until_it_is_back(app, settings, s
         assert load(sessions, post_id)[0].retry_at is None and not claim_due_retries(sessions)
     assert _runs("suggest_hashtags", "parked") == parked_before + 3
 
+    other = insert_post(settings, sessions, coffee_jpeg)  # parked too, its retry far off (a long outage's backoff)
+    broken.tasks["worker.tasks.suggest_hashtags"].apply(args=[other])
+    with sessions.begin() as session:
+        session.get(Post, other).retry_at = utcnow() + timedelta(minutes=5)
+    assert not claim_due_retries(sessions)
+
     app.set_current()
     run(app, "suggest_hashtags", post_id)  # the backend is back: the post goes on, no failure on its record
+    assert claim_due_retries(sessions) == [(other, PostStatus.TAGGING)]  # ...and the other need not wait 5 minutes
     run(app, "write_story", post_id)
     post, tags, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE and post.error is None and post.transient_failures == 0

@@ -89,3 +89,12 @@ def claim_due_retries(session_factory: sessionmaker[Session], now: datetime | No
             session.execute(update(Post).where(Post.id.in_([r.id for r in rows]))
                             .values(retry_at=None, enqueued_at=now, updated_at=now))
     return [(r.id, r.status) for r in rows]
+
+
+def wake_parked_posts(session_factory: sessionmaker[Session], now: datetime | None = None) -> int:
+    """A parked post just got through: the dependency it waited for is back, so every parked post is due now
+    (the beat's next enqueue_due_retries sends them) rather than at the end of its backoff, which after a long
+    outage is up to RETRY_BACKOFF_MAX away. Returns how many were woken."""
+    now = now or utcnow()
+    with session_factory.begin() as session:
+        return session.execute(update(Post).where(Post.retry_at > now).values(retry_at=now)).rowcount

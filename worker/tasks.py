@@ -4,7 +4,8 @@ runs twice leaves exactly one set of rows. The next task is enqueued only after 
 
 suggest_hashtags(post_id): received/tagging → tagging → tagged, then enqueues write_story(post_id)
 write_story(post_id):      tagged/writing  → writing → done
-enqueue_due_retries():     re-enqueues parked posts whose retry_at has come (run by beat, every few seconds)
+enqueue_due_retries():     re-enqueues parked posts whose retry_at has come (run by beat, every few seconds); the
+                           first parked post that gets through makes every parked post due at once
 sweep_stuck_posts():       re-enqueues posts whose message the broker lost (run by beat, worker/sweep.py)
 collect_media_garbage():   removes photo files no post references (run by beat, webhook/media_gc.py)
 
@@ -43,7 +44,7 @@ from monitoring.metrics import MODEL_BATCH, MODEL_LATENCY, POST_COMPLETION, TASK
 from settings import Settings
 from worker import batching, pipeline
 from worker.broker import queue_depth
-from worker.sweep import RESERVED_GRACE, claim_due_retries, claim_lost_posts, lost_posts
+from worker.sweep import RESERVED_GRACE, claim_due_retries, claim_lost_posts, lost_posts, wake_parked_posts
 
 logger = get_task_logger(__name__)
 
@@ -120,9 +121,14 @@ def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session],
         replace(session)
         post.move_to(stage.finished)
         post.error = None
+        recovered = post.transient_failures > 0  # it had been parked: what it waited for is back
         post.transient_failures = 0
         post.enqueued_at = utcnow()  # the next stage's message is published right after this commit
         received = post.created_at
+    if recovered:
+        woken = wake_parked_posts(rt.session_factory)
+        if woken:
+            logger.info("post %s got through after waiting: %d parked posts are due now", post_id, woken)
     if stage.finished is PostStatus.DONE:
         received = received if received.tzinfo else received.replace(tzinfo=timezone.utc)  # SQLite drops the zone
         POST_COMPLETION.observe((utcnow() - received).total_seconds())
