@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 
 from inference import StoryRequest
+from inference.repository import REPOSITORY, config_parameter, weights_path
 from inference.triton import TritonBackend
-from inference.tritonserver import REPOSITORY, TritonServer, variant_repository
+from inference.tritonserver import TritonServer
 from settings import PROJECT_ROOT
-from training.export import config_parameter, weights_path
+from tests.support.triton import executions_by_batch_size, variant_repository
 
 PHOTOS_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 CONCURRENCY = (1, 8, 32)
@@ -114,7 +115,7 @@ def bench(servers: dict[str, TritonServer], protocol: str, workloads: dict, refe
     for backend in backends.values():
         backend.close()
     for model in workloads:
-        print(f"{model:<11} batching on, executions by batch size: {servers['on'].executions_by_batch_size(model)}")
+        print(f"{model:<11} batching on, executions by batch size: {executions_by_batch_size(servers['on'], model)}")
     return results
 
 

@@ -23,7 +23,8 @@ from db.session import make_engine, make_session_factory, migrate
 from settings import PROJECT_ROOT, Settings
 from tests.scratch_db import scratch_pg_database
 from tests.worker_process import free_port, running_worker, wait_until_final
-from worker.health import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS, check
+from worker.health import check
+from worker.heartbeat import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS
 
 GOOD_POSTS = 3
 START_TIMEOUT = 90.0  # seconds for gunicorn to answer
