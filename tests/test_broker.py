@@ -10,8 +10,10 @@ from worker.broker import has_fanout, queue_depth
 
 
 @pytest.fixture(params=["redis", "sqlite"])
-def broker_url(request, redis_url, tmp_path) -> str:
-    return redis_url if request.param == "redis" else f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+def broker_url(request, tmp_path) -> str:
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url")  # only this parameter needs the server
+    return f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
 
 
 def test_queue_depth_counts_waiting_messages_and_an_empty_queue_is_zero(broker_url):

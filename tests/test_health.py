@@ -6,9 +6,8 @@ import secrets
 import pytest
 
 from db.session import migrate
-from inference.tritonserver import TritonServer
-from tests.servers import PostgresServer, RedisServer
-from tests.worker_process import free_port
+from inference.tritonserver import TritonServer, free_port
+from tests.support.servers import PostgresServer, RedisServer
 from webhook import create_app
 
 

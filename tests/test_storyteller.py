@@ -13,7 +13,7 @@ from models.checkpoint import load_checkpoint
 from models.sampling import StorySpec
 from models.storyteller import CONDITIONS, IGNORE_INDEX, NO_TAG, StepCell, Storyteller, StorytellerConfig
 from models.writer import CHECKPOINT_KIND, StoryWriter
-from tests.conftest import SHARED_DATASETS
+from tests.support.data import SHARED_DATASETS
 
 AESOP = SHARED_DATASETS / "aesop" / "aesop_for_children.json"
 N_FABLES = 40  # a small real corpus for the tiny training run

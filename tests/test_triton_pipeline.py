@@ -17,7 +17,7 @@ from db.session import make_engine, make_session_factory, migrate
 from inference.repository import REPOSITORY, weights_path
 from inference.tritonserver import TritonServer
 from models.checkpoint import file_version
-from tests.worker_process import post_photos, running_worker, wait_until_final
+from tests.support.workers import post_photos, running_worker, wait_until_final
 from webhook import create_app
 
 K = 5
