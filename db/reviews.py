@@ -3,7 +3,7 @@
 Nothing here is ever updated or deleted by the application: a reviewer who changes their mind appends a new
 `Review` with the next `revision`, and every change of a post's review state is a new `ReviewStateChange` row.
 The current review of a reviewer is their highest revision; the current state of a post is its newest state change
-(no row: unreviewed).
+(no row: unreviewed). Both are derived in review/history.py (`current_review`, `current_state`), never stored.
 """
 from __future__ import annotations
 
