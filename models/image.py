@@ -14,7 +14,20 @@ from PIL import Image
 if TYPE_CHECKING:
     import torch
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+
+@dataclass(frozen=True)
+class ImageFormat:
+    suffix: str  # of the stored file, and of an exported training image
+    mimetype: str  # the Content-Type it is served with
+
+
+# The accepted formats, by Pillow's name (DecodedImage.format, stored as posts.image_format).
+FORMATS = {
+    "JPEG": ImageFormat(".jpg", "image/jpeg"),
+    "PNG": ImageFormat(".png", "image/png"),
+    "WEBP": ImageFormat(".webp", "image/webp"),
+}
+
 INPUT_SIZE = 224  # px, the default encoder input side (Lite0); a Tagger knows its own (`Tagger.input_size`)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,7 +74,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: in
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=None)
             fmt = img.format
-            if fmt not in ALLOWED_FORMATS:
+            if fmt not in FORMATS:
                 raise InvalidImage(f"unsupported image format {fmt}; send JPEG, PNG or WebP")
             width, height = img.size
             if width * height > max_pixels or max(width, height) > max_side:

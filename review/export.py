@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session, selectinload
 from db.reviews import Review, ReviewState, ReviewStateChange
 from db.schema import Post
 from db.session import make_engine, make_session_factory
+from models.image import FORMATS
 from review.history import newest_state_changes
 from settings import Settings
 from training.harrison import Example, write_split
 
 IMAGES_DIR = "images"
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 
 def approved_examples(session: Session) -> list[tuple[Post, list[str]]]:
@@ -54,7 +54,8 @@ def export_reviews(session: Session, media_dir: Path, out: Path, link: bool = Fa
         examples = []
         for post, tags in approved_examples(session):
             source = (media_dir / post.image_path).resolve()
-            name = f"{post.id}{EXTENSIONS.get(post.image_format, Path(post.image_path).suffix)}"
+            fmt = FORMATS.get(post.image_format)
+            name = f"{post.id}{fmt.suffix if fmt else Path(post.image_path).suffix}"
             if link:
                 os.symlink(source, staging / IMAGES_DIR / name)
             else:
