@@ -128,6 +128,7 @@ def _post(client, kind: str, body: bytes):
     return client.post("/webhook", data=body, content_type="application/json")
 
 
+@pytest.mark.slow  # the fuzz campaign
 def test_fuzzed_posts_never_fail_the_server_nor_leave_orphans(make_app):
     app = make_app(max_content_length=2 * 1024 * 1024)
     client = app.test_client()

@@ -37,6 +37,7 @@ def test_healthz_answers_without_touching_a_dependency(tmp_path):
     assert status == 503 and body["failing"] == ["database", "broker"]
 
 
+@pytest.mark.slow  # a tritonserver, PostgreSQL and Redis of its own
 def test_readyz_follows_postgresql_redis_and_triton(servers, tmp_path):
     postgres, broker = servers
     with TritonServer() as triton:

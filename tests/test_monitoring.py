@@ -27,6 +27,8 @@ from tests.support.workers import running_worker, wait_until_final
 from worker.health import check
 from worker.heartbeat import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS
 
+pytestmark = pytest.mark.slow  # the webhook under gunicorn and Celery worker processes
+
 GOOD_POSTS = 3
 START_TIMEOUT = 90.0  # seconds for gunicorn to answer
 DONE_TIMEOUT = 180.0  # seconds for the worker to start and finish every post on a busy 2-core machine

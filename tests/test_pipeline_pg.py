@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
 from sqlalchemy import select
 
 from db.schema import Hashtag, Post, PostStatus, Story
@@ -12,6 +13,8 @@ from tests.support.webhook import read_url
 from tests.support.workers import post_photos, running_worker, wait_until_final
 from webhook import create_app
 from worker import pipeline
+
+pytestmark = pytest.mark.slow  # Celery worker processes
 
 N_PHOTOS = 6
 K = 5

@@ -26,7 +26,8 @@ from tests.support.servers import RedisServer
 from tests.support.workers import WorkerProcess, post_photos, result_counts, running_worker, wait_until_final
 from webhook import create_app
 
-pytestmark = pytest.mark.postgres  # its own scratch database on the shared server
+pytestmark = [pytest.mark.postgres,  # its own scratch database on the shared server
+              pytest.mark.slow]  # Celery worker processes, killed, and a redis-server of its own
 
 K = 5
 # characters: ~0.5-1 s of writing on this CPU (a 150-character story took 40 ms once the models got faster,

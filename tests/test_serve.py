@@ -15,6 +15,8 @@ from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
 from models.writer import SHIPPED_CHECKPOINT as SHIPPED_STORYTELLER
 from settings import PROJECT_ROOT
 
+pytestmark = pytest.mark.slow  # `hashtale serve`: the webhook and worker processes
+
 HASHTALE = PROJECT_ROOT / ".venv" / "bin" / "hashtale"
 START_TIMEOUT = 90.0  # seconds for the webhook to answer (gunicorn imports Flask, SQLAlchemy, Celery)
 RESULT_TIMEOUT = 30.0  # seconds from the 202 to a post with hashtags and a story: the acceptance criterion

@@ -19,6 +19,8 @@ from inference.tritonserver import free_port
 from settings import PROJECT_ROOT
 from tests.support.slow_clients import TRICKLE, probe, stalled_client
 
+pytestmark = pytest.mark.slow  # servers of its own held by dozens of stalled connections
+
 STALLED = 64
 PROBES = 40
 START_TIMEOUT = 120.0  # seconds

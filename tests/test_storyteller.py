@@ -84,6 +84,7 @@ def corpus(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # a training run
 def test_tiny_training_run_loss_falls_resumes_and_exports(corpus, tmp_path):
     out = tmp_path / "run"
     common = ["train-storyteller", "--corpus", f"stories:{corpus}", "--val-fraction", "0.1", "--out", str(out), *TINY]

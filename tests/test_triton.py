@@ -24,6 +24,8 @@ from models.checkpoint import file_version
 from models.image import InvalidImage, preprocess
 from tests.support.triton import executions_by_batch_size, variant_repository
 
+pytestmark = pytest.mark.slow  # a tritonserver of its own (each model instance imports torch)
+
 K = 5
 PHOTOS = 3  # real photos from the shared set, plus skimage's coffee
 SCORE_TOLERANCE = 1e-4

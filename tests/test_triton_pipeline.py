@@ -20,6 +20,8 @@ from models.checkpoint import file_version
 from tests.support.workers import post_photos, running_worker, wait_until_final
 from webhook import create_app
 
+pytestmark = pytest.mark.slow  # a tritonserver and Celery worker processes
+
 K = 5
 # characters: ~0.2-0.3 s a story through Triton, so that posts are still in flight when the first is done and the
 # server stops (at 60 characters, with the faster encoder, four posts could all finish within a poll or two)
