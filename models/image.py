@@ -31,8 +31,9 @@ FORMATS = {
 INPUT_SIZE = 224  # px, the default encoder input side (Lite0); a Tagger knows its own (`Tagger.input_size`)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_MAX_PIXELS = 24_000_000  # as settings.DEFAULT_MAX_IMAGE_PIXELS (bench/prepare.py: the cost of the largest)
-DEFAULT_MAX_SIDE = 12_000
+# The defaults of MAX_IMAGE_PIXELS and MAX_IMAGE_SIDE (settings.Settings), and the Triton model's limits.
+DEFAULT_MAX_PIXELS = 24_000_000  # width*height (a 6000x4000 camera); a 20000x20000 PNG bomb is 400 MP
+DEFAULT_MAX_SIDE = 12_000  # px
 # Long side / short side. to_tensor scales the short side to INPUT_SIZE, so the long side becomes
 # INPUT_SIZE * ratio px: a 12000x1 PNG (115 bytes) would be resized to 2688000x224. Panoramas stay well inside.
 MAX_ASPECT_RATIO = 20

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, selectinload
 from db.reviews import (
     Admin, Closeness, HashtagVerdict, Review, ReviewState, ReviewStateChange, ReviewTagChange, TagChange,
 )
-from db.schema import Hashtag, Post, Story
+from db.schema import HASHTAG_TEXT_MAX, Hashtag, Post, Story
 
 # A hashtag is one word: letters, digits, underscore (HARRISON's tag_list.txt separates tags by spaces).
-TAG_PATTERN = re.compile(r"^\w{1,128}$")
+TAG_PATTERN = re.compile(rf"^\w{{1,{HASHTAG_TEXT_MAX}}}$")
 
 
 class ReviewConflict(Exception):

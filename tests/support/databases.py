@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import make_engine, make_session_factory, migrate
+from db import migrate
+from db.session import session_factory_for
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DATABASE_KINDS = ("sqlite", "postgresql")  # the values of `database_url`'s parameter
@@ -84,9 +85,8 @@ def database_url(request, tmp_path) -> str:
 
 @pytest.fixture
 def sessions(database_url) -> sessionmaker[Session]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
+    with session_factory_for(database_url) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="session")
