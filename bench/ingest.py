@@ -50,8 +50,8 @@ CORES = os.cpu_count() or 1
 READY_TIMEOUT = 300.0  # seconds for a worker to start and load the models on a busy machine
 POLL = 0.1  # seconds
 STOP_TIMEOUT = 60.0  # seconds for a worker's warm shutdown
-# Photos per variant: enough for runs of several seconds. At ~16 posts/s, 12 posts took under a second and the
-# end-to-end figure lost ~20 % to the 0.1 s poll and to the first tasks' start (73 % of bare, 92 % with 96).
+# Photos per variant: enough for runs of several seconds. A run of under a second loses a large share of its
+# end-to-end figure to the POLL and to the first tasks' start.
 DEFAULT_POSTS = 96
 DEFAULT_LONE = 8  # lone posts per end-to-end variant, for the median latency
 LONE_GAP = 0.5  # seconds between one lone post done and the next POST: the worker is idle when it comes

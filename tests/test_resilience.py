@@ -30,8 +30,8 @@ pytestmark = [pytest.mark.postgres,  # its own scratch database on the shared se
               pytest.mark.slow]  # Celery worker processes, killed, and a redis-server of its own
 
 K = 5
-# characters: ~0.5-1 s of writing on this CPU (a 150-character story took 40 ms once the models got faster,
-# shorter than the poll could catch), so a kill lands mid-story and queued messages are still waiting
+# characters: long enough that a kill lands mid-story and queued messages are still waiting (a short story is
+# written faster than the poll could catch it in WRITING)
 STORY_LENGTH = 4000
 FAST_SWEEP = {"STUCK_AFTER": "3", "SWEEP_INTERVAL": "1"}  # seconds: a lost message is noticed quickly
 PARKING = {"RETRY_BACKOFF": "0.5", "RETRY_BACKOFF_MAX": "2", "RETRY_POLL_INTERVAL": "1"}  # seconds

@@ -69,7 +69,7 @@ def add_post(
 
 @functools.cache
 def _cheap_hash() -> str:
-    # A real salted hash, with few iterations: scrypt (the default) costs ~0.4 s per log-in on this machine.
+    # A real salted hash, with few iterations: scrypt (the default) is made to be slow, and tests log in often.
     return generate_password_hash(PASSWORD, method=f"pbkdf2:sha256:{TEST_HASH_ITERATIONS}")
 
 
