@@ -13,6 +13,7 @@ from celery.signals import worker_init, worker_process_shutdown
 from monitoring import mark_process_dead
 from settings import Settings
 from worker import redis_transport
+from worker.heartbeat import Heartbeat
 
 redis_transport.install()  # before any broker connection: workers must outlive a Redis restart
 
@@ -42,8 +43,6 @@ def make_celery(settings: Settings) -> Celery:
         },
     )
     app.conf.hashtale_settings = settings
-    from worker.health import Heartbeat
-
     app.steps["worker"].add(Heartbeat)
     app.set_default()
     return app
