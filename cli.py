@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("training.evaluate", "score hashtag models on a HARRISON-format split: BLEU, ROUGE-L, P@1, R@5, A@5"),
     "attention": ("training.attention_png", "draw an image with one attention heat map per suggested hashtag"),
     "triton": ("inference.tritonserver", "run a local tritonserver (from the nvidia-pytriton wheel) on triton_repo/"),
-    "export": ("training.export", "export the models' checkpoints into triton_repo/<model>/1/ for Triton"),
+    "export": ("inference.repository", "export the models' checkpoints into triton_repo/<model>/1/ for Triton"),
     "gc-media": ("webhook.media_gc", "remove photo files no post references (left by a database outage mid-request)"),
     "create-admin": ("review.admins", "create an admin account for the review pages (password hashed)"),
     "report": ("review.report", "the review study's figures (relevant hashtags, story context, closeness): Markdown + PNG"),

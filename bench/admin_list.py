@@ -1,7 +1,7 @@
 """How fast the admin queue renders with many posts: page 1 (and filtered / deep pages) on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/admin_list.py                 # 10,000 posts, both databases
-    .venv/bin/python bench/admin_list.py --posts 50000 --no-postgres
+    .venv/bin/python -m bench.admin_list                 # 10,000 posts, both databases
+    .venv/bin/python -m bench.admin_list --posts 50000 --no-postgres
 
 Seeds a fresh database per backend (posts with 5 hashtags + attention maps, a story, a review state for
 some), logs in, then times whole GET requests through the Flask app (routing, queries, template) and
@@ -25,13 +25,11 @@ from PIL import Image
 from sqlalchemy import create_engine, insert, text
 from werkzeug.security import generate_password_hash
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from db import Hashtag, Post, PostStatus, Story, make_engine, migrate
+from db.reviews import Admin, ReviewState, ReviewStateChange
+from tests.support.databases import PG_ADMIN_URL
+from webhook import create_app
 
-from db import Hashtag, Post, PostStatus, Story, make_engine, migrate  # noqa: E402
-from db.reviews import Admin, ReviewState, ReviewStateChange  # noqa: E402
-from webhook import create_app  # noqa: E402
-
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TAGS = ["food", "coffee", "beach", "sunset", "cat", "dog", "love", "travel", "city", "flower", "car", "shoes"]
 HASHTAGS_PER_POST = 5
 GRID = 49  # 7x7 attention cells

@@ -1,8 +1,8 @@
 """The fault campaign, as an operator would run it: real PostgreSQL, Redis, tritonserver, gunicorn and Celery worker
 processes of our own (so they can be stopped), and faults injected while posts flow.
 
-    .venv/bin/python bench/faults.py                      # the acceptance run: a 10-minute Triton outage
-    .venv/bin/python bench/faults.py --outage 60          # a shorter outage (faster, same checks)
+    .venv/bin/python -m bench.faults                      # the acceptance run: a 10-minute Triton outage
+    .venv/bin/python -m bench.faults --outage 60          # a shorter outage (faster, same checks)
 
 1. Triton stops for --outage seconds while posts flow; Redis is restarted (losing every queued message) while the
    posts wait: 0 posts may fail, the worker must keep running with no manual step, and every post must be done
@@ -29,19 +29,17 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import requests
+from sqlalchemy import func, select
 
-import requests  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from db.schema import FINAL_STATUSES, Post, PostStatus
+from db.session import make_engine, make_session_factory, migrate
+from inference.tritonserver import TritonServer, free_port
+from settings import PROJECT_ROOT
+from tests.support.data import PHOTOS_DIR
+from tests.support.servers import PostgresServer, RedisServer
+from tests.support.workers import WorkerProcess
 
-from db.schema import FINAL_STATUSES, Post, PostStatus  # noqa: E402
-from db.session import make_engine, make_session_factory, migrate  # noqa: E402
-from inference.tritonserver import TritonServer  # noqa: E402
-from settings import PROJECT_ROOT  # noqa: E402
-from tests.servers import PostgresServer, RedisServer  # noqa: E402
-from tests.worker_process import WorkerProcess, free_port  # noqa: E402
-
-PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 QUEUE = "faults"
 # seconds: quick enough for a bench, the same mechanisms as production's defaults
 TIMINGS = {"STUCK_AFTER": "20", "SWEEP_INTERVAL": "10", "RETRY_BACKOFF": "1", "RETRY_BACKOFF_MAX": "30",
@@ -53,8 +51,8 @@ POLL = 0.5  # seconds
 
 
 def photos(start: int, count: int) -> list[Path]:
-    names = (PHOTOS / "data_list.txt").read_text().split()
-    return [PHOTOS / name for name in names[start:start + count]]
+    names = (PHOTOS_DIR / "data_list.txt").read_text().split()
+    return [PHOTOS_DIR / name for name in names[start:start + count]]
 
 
 class Stack:
@@ -117,7 +115,7 @@ class Stack:
     def post(self, path: Path, tag: str) -> int | None:
         """The post's id, or None when the webhook refused it (the body says why)."""
         try:
-            external_id = f"{tag}-{path.relative_to(PHOTOS)}"  # file names repeat across the photo folders
+            external_id = f"{tag}-{path.relative_to(PHOTOS_DIR)}"  # file names repeat across the photo folders
             response = requests.post(f"{self.base}/webhook", files={"image": (path.name, path.read_bytes(), "image/jpeg")},
                                      data={"external_id": external_id}, timeout=30)
         except requests.RequestException:

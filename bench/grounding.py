@@ -1,6 +1,6 @@
 """Does each hashtag's heat map point at that hashtag's part of the photo? A pointing game on composites.
 
-    .venv/bin/python bench/grounding.py [--checkpoint PATH] [--pairs 400] [--out var/grounding]
+    .venv/bin/python -m bench.grounding [--checkpoint PATH] [--pairs 400] [--out var/grounding]
 
 Composites are made from the held-out 20 % of `photos/` (the training hold-out: seed 20161605): two photos of
 different tags, each the centre square the encoder would see, shrunk to half the input side and pasted on the

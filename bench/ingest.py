@@ -2,9 +2,9 @@
 backend, set against the bare in-process models on the same photos and cores (what end to end is compared with),
 with and without cross-post batching (worker/batching.py).
 
-    .venv/bin/python bench/ingest.py                         # full run: run it on an otherwise idle machine
-    .venv/bin/python bench/ingest.py --posts 8 --lone 2      # a quick check that it runs (figures meaningless)
-    .venv/bin/python bench/ingest.py --batches 1,8,32 --stacks redis,embedded
+    .venv/bin/python -m bench.ingest                         # full run: run it on an otherwise idle machine
+    .venv/bin/python -m bench.ingest --posts 8 --lone 2      # a quick check that it runs (figures meaningless)
+    .venv/bin/python -m bench.ingest --batches 1,8,32 --stacks redis,embedded
 
 For every batch size (1: batching off, today's one post per model call):
 - bare models: CORES processes with one PyTorch thread each (what `hashtale worker` runs by default), each tagging
@@ -21,7 +21,6 @@ the broker and the database add on a shared machine.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import multiprocessing
 import os
 import random
@@ -36,24 +35,24 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sqlalchemy import func, select
 
-from sqlalchemy import func, select  # noqa: E402
+from bench import webhook as bench_webhook
+from db.schema import Post, PostStatus
+from db.session import make_engine, make_session_factory, migrate
+from inference.tritonserver import free_port
+from settings import PROJECT_ROOT, Settings
+from tests.support.brokers import REDIS_URL
+from tests.support.data import PHOTOS_DIR
+from tests.support.databases import scratch_pg_database
+from tests.support.workers import post_photos
 
-from db.schema import Post, PostStatus  # noqa: E402
-from db.session import make_engine, make_session_factory, migrate  # noqa: E402
-from settings import PROJECT_ROOT, Settings  # noqa: E402
-from tests.scratch_db import scratch_pg_database  # noqa: E402
-from tests.worker_process import free_port, post_photos  # noqa: E402
-
-PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CORES = os.cpu_count() or 1
 READY_TIMEOUT = 300.0  # seconds for a worker to start and load the models on a busy machine
 POLL = 0.1  # seconds
 STOP_TIMEOUT = 60.0  # seconds for a worker's warm shutdown
-# Photos per variant: enough for runs of several seconds. At ~16 posts/s, 12 posts took under a second and the
-# end-to-end figure lost ~20 % to the 0.1 s poll and to the first tasks' start (73 % of bare, 92 % with 96).
+# Photos per variant: enough for runs of several seconds. A run of under a second loses a large share of its
+# end-to-end figure to the POLL and to the first tasks' start.
 DEFAULT_POSTS = 96
 DEFAULT_LONE = 8  # lone posts per end-to-end variant, for the median latency
 LONE_GAP = 0.5  # seconds between one lone post done and the next POST: the worker is idle when it comes
@@ -62,14 +61,6 @@ STACKS = {"redis": "PostgreSQL + Redis", "embedded": "embedded (SQLite + SQLite 
 POST_ID_BASE = 10**6  # story seeds of the bare runs: any ids, the work per story does not depend on them
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BROKER_MESSAGES = 300  # messages for the SQLite broker's fetch rate
-
-
-def load_bench_webhook():
-    """bench/webhook.py's gunicorn launcher and load generator (one implementation for both benches)."""
-    spec = importlib.util.spec_from_file_location("bench_webhook", Path(__file__).with_name("webhook.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @contextmanager
@@ -92,7 +83,7 @@ def accept_rate(bw, photos: list[bytes], posts: int, concurrency: int, work: Pat
     with fresh_database() as url:
         env = {"DATABASE_URL": url, "BROKER_URL": REDIS_URL, "MEDIA_DIR": str(work / "accept-media"),
                "TASK_QUEUE": queue}
-        port = bw.free_port()
+        port = free_port()
         proc = bw.start_gunicorn(env, port, work / "gunicorn.log")
         try:
             # Warm-up and measured posts use distinct photos, so every measured post writes a file of its own.
@@ -306,12 +297,12 @@ def main() -> int:
     batches = [int(b) for b in args.batches.split(",")]
     stacks = args.stacks.split(",")
 
-    bw = load_bench_webhook()
-    names = (PHOTOS / "data_list.txt").read_text().split()
+    bw = bench_webhook
+    names = (PHOTOS_DIR / "data_list.txt").read_text().split()
     chosen = random.Random(0).sample(names, args.posts + CORES + args.lone)
-    paths = [PHOTOS / n for n in chosen[: args.posts]]
-    warmup = [PHOTOS / n for n in chosen[args.posts: args.posts + CORES]]
-    lone = [PHOTOS / n for n in chosen[args.posts + CORES:]]
+    paths = [PHOTOS_DIR / n for n in chosen[: args.posts]]
+    warmup = [PHOTOS_DIR / n for n in chosen[args.posts: args.posts + CORES]]
+    lone = [PHOTOS_DIR / n for n in chosen[args.posts + CORES:]]
     settings = Settings.from_env()
     print(f"{CORES} cores; {CORES} processes x 1 thread; {args.posts} real photos per variant; stories of "
           f"{settings.story_length} characters; batch wait {settings.batch_wait_ms:g} ms", flush=True)

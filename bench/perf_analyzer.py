@@ -1,7 +1,7 @@
 """Triton's own perf_analyzer against both models, batched and concurrent, on a tritonserver of ours.
 
-    .venv/bin/python bench/perf_analyzer.py                     # batch size 8, concurrency 1 and 4, gRPC
-    .venv/bin/python bench/perf_analyzer.py --batch-size 1 --concurrency 1:8:2
+    .venv/bin/python -m bench.perf_analyzer                     # batch size 8, concurrency 1 and 4, gRPC
+    .venv/bin/python -m bench.perf_analyzer --batch-size 1 --concurrency 1:8:2
 
 perf_analyzer runs through scripts/perf-analyzer.sh (its wheel needs a newer glibc than these machines have; the
 script explains). Inputs are real: a photo from the shared set for the hashtagger, a hashtag set for the
@@ -21,12 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from inference.tritonserver import TritonServer
+from settings import PROJECT_ROOT
+from tests.support.data import PHOTOS_DIR
 
-from inference.tritonserver import TritonServer  # noqa: E402
-from settings import PROJECT_ROOT  # noqa: E402
-
-PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 PERF_ANALYZER = PROJECT_ROOT / "scripts" / "perf-analyzer.sh"
 K = 5
 PHOTOS_IN_DATA = 64  # distinct photos perf_analyzer cycles through
@@ -42,7 +40,7 @@ def serialized_bytes_element(data: bytes) -> str:
 
 
 def input_files(folder: Path) -> dict[str, Path]:
-    photos = [PHOTOS / name for name in (PHOTOS / "data_list.txt").read_text().split()[:PHOTOS_IN_DATA]]
+    photos = [PHOTOS_DIR / name for name in (PHOTOS_DIR / "data_list.txt").read_text().split()[:PHOTOS_IN_DATA]]
     files = {
         "hashtagger": {"data": [{"IMAGE": {"b64": serialized_bytes_element(photo.read_bytes())}, "K": [K]}
                                 for photo in photos]},

@@ -1,7 +1,7 @@
 """What preparing one posted image for the model costs (models.image.preprocess: decode, upright, resize, crop),
 for the extreme shapes and sizes the webhook accepts or refuses.
 
-    .venv/bin/python bench/prepare.py
+    .venv/bin/python -m bench.prepare
 
 Each image is prepared in a fresh process (one torch thread) so its peak resident memory is its own; prints
 CPU seconds, wall seconds and the peak RSS increase over the process's start. The target: every accepted image
@@ -18,9 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from models.image import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, MAX_ASPECT_RATIO  # noqa: E402
+from models.image import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, MAX_ASPECT_RATIO
 
 MEASURE = """
 import resource, sys, time

@@ -1,8 +1,8 @@
 """Slow clients against the webhook: latency of normal requests while N connections trickle their headers or
 bodies (slowloris), for each way the webhook is served, in one run.
 
-    .venv/bin/python bench/slowloris.py                  # 64 stalled connections, 20 s a variant
-    .venv/bin/python bench/slowloris.py --stalled 256
+    .venv/bin/python -m bench.slowloris                  # 64 stalled connections, 20 s a variant
+    .venv/bin/python -m bench.slowloris --stalled 256
 
 Variants: the embedded default as `hashtale serve` runs it (waitress), gunicorn alone (what both used before: the
 reference), and the compose layout (nginx with docker/nginx.conf in front of gunicorn; needs an nginx binary:
@@ -25,12 +25,10 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from db.session import migrate  # noqa: E402
-from settings import PROJECT_ROOT  # noqa: E402
-from tests.slow_clients import TRICKLE, probe, stalled_client  # noqa: E402
-from tests.worker_process import free_port  # noqa: E402
+from db.session import migrate
+from settings import PROJECT_ROOT
+from inference.tritonserver import free_port
+from tests.support.slow_clients import TRICKLE, probe, stalled_client
 
 PROBE_INTERVAL = 0.05  # seconds
 START_TIMEOUT = 120.0  # seconds

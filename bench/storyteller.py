@@ -1,6 +1,6 @@
 """Storyteller generation speed on the CPU, comparing variants in one run.
 
-    .venv/bin/python bench/storyteller.py [--checkpoint PATH] [--length 500] [--threads 1 2] [--batches 1 32 128]
+    .venv/bin/python -m bench.storyteller [--checkpoint PATH] [--length 500] [--threads 1 2] [--batches 1 32 128]
 
 Variants, each for 1 story and for --batches stories at once (each story conditioned on its own hashtag set):
 - `step-cell`: what `StoryWriter.write` runs (embedding folded into the first layer, fused upper-layer matmuls), with
@@ -21,10 +21,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from models.sampling import StepCell, StorySpec, generate  # noqa: E402
-from models.writer import StoryWriter  # noqa: E402
+from models.sampling import StepCell, StorySpec, generate
+from models.writer import StoryWriter
 
 TAG_SETS = (("leopard", "wildcat"), ("ocean", "beach", "sand"), ("dalmatian",), ("pizza", "food"),
             ("ketch", "sea"), ("forest", "tree"), ("fox",), ("castle", "garden"))

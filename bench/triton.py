@@ -1,6 +1,6 @@
 """Triton serving throughput and latency, dynamic batching on vs off, against in-process batched inference.
 
-    .venv/bin/python bench/triton.py [--protocol grpc|http] [--photos N] [--story-length CHARS]
+    .venv/bin/python -m bench.triton [--protocol grpc|http] [--photos N] [--story-length CHARS]
 
 Two tritonservers run side by side: the shipped triton_repo/ (dynamic batching on) and the same repository
 with the `dynamic_batching` block removed (off). Each model gets requests from 1, 8 and 32 concurrent clients
@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 from inference import StoryRequest
+from inference.repository import REPOSITORY, config_parameter, weights_path
 from inference.triton import TritonBackend
-from inference.tritonserver import REPOSITORY, TritonServer, variant_repository
-from settings import PROJECT_ROOT
-from training.export import config_parameter, weights_path
+from inference.tritonserver import TritonServer
+from tests.support.data import PHOTOS_DIR
+from tests.support.triton import executions_by_batch_size, variant_repository
 
-PHOTOS_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 CONCURRENCY = (1, 8, 32)
 MIN_REQUESTS = 16  # per measurement
 IN_PROCESS_BATCH = 32  # the repository's max_batch_size
@@ -114,7 +114,7 @@ def bench(servers: dict[str, TritonServer], protocol: str, workloads: dict, refe
     for backend in backends.values():
         backend.close()
     for model in workloads:
-        print(f"{model:<11} batching on, executions by batch size: {servers['on'].executions_by_batch_size(model)}")
+        print(f"{model:<11} batching on, executions by batch size: {executions_by_batch_size(servers['on'], model)}")
     return results
 
 

@@ -5,8 +5,8 @@
    real photos, each with its own external id, at a fixed number of concurrent keep-alive connections; with the
    server's CPU time per post (all gunicorn workers, from /proc), which does not depend on what else runs.
 
-    .venv/bin/python bench/webhook.py                      # PostgreSQL + Redis on 127.0.0.1 (production setup)
-    .venv/bin/python bench/webhook.py --embedded           # SQLite + kombu's SQLAlchemy broker (hashtale serve)
+    .venv/bin/python -m bench.webhook                      # PostgreSQL + Redis on 127.0.0.1 (production setup)
+    .venv/bin/python -m bench.webhook --embedded           # SQLite + kombu's SQLAlchemy broker (hashtale serve)
 """
 from __future__ import annotations
 
@@ -29,20 +29,19 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sqlalchemy import create_engine, text
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import EnvironBuilder, encode_multipart
+from werkzeug.wrappers import Request
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from werkzeug.datastructures import FileStorage  # noqa: E402
-from werkzeug.test import EnvironBuilder, encode_multipart  # noqa: E402
-from werkzeug.wrappers import Request  # noqa: E402
+from db import migrate
+from inference.tritonserver import free_port
+from settings import PROJECT_ROOT
+from tests.support.brokers import REDIS_URL
+from tests.support.data import PHOTOS_DIR
+from tests.support.databases import PG_ADMIN_URL
+from webhook import multipart
 
-from db import migrate  # noqa: E402
-from settings import PROJECT_ROOT  # noqa: E402
-from webhook import multipart  # noqa: E402
-
-PHOTOS = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PARSE_REPEATS = 500
 WARMUP_POSTS = 200
 START_TIMEOUT = 120.0  # seconds for gunicorn to import the app
@@ -51,8 +50,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 def load_photos(count: int) -> list[bytes]:
     """`count` distinct real photos (fewer if the set is smaller): each post then writes a file of its own."""
-    names = (PHOTOS / "data_list.txt").read_text().split()
-    return [(PHOTOS / name).read_bytes() for name in random.Random(0).sample(names, min(count, len(names)))]
+    names = (PHOTOS_DIR / "data_list.txt").read_text().split()
+    return [(PHOTOS_DIR / name).read_bytes() for name in random.Random(0).sample(names, min(count, len(names)))]
 
 
 def multipart_body(photo: bytes) -> tuple[str, bytes]:
@@ -127,12 +126,6 @@ def worker_cpu_seconds(master_pid: int) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
             total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
     return total / CLOCK_TICKS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:

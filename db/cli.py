@@ -5,18 +5,18 @@ import sys
 
 from alembic.util import CommandError
 
+from db.arguments import add_database_url, database_url
 from db.session import migrate
-from settings import Settings
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--revision", default="head",
                         help="Alembic revision to go to, up or down (default: head; base: no schema)")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or the embedded SQLite file")
+    add_database_url(parser)
 
 
 def run(args) -> int:
-    url = args.database_url or Settings.from_env().database_url
+    url = database_url(args)
     try:
         now = migrate(url, args.revision)
     except CommandError as exc:  # an unknown revision

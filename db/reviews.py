@@ -3,7 +3,7 @@
 Nothing here is ever updated or deleted by the application: a reviewer who changes their mind appends a new
 `Review` with the next `revision`, and every change of a post's review state is a new `ReviewStateChange` row.
 The current review of a reviewer is their highest revision; the current state of a post is its newest state change
-(no row: unreviewed).
+(no row: unreviewed). Both are derived in review/history.py (`current_review`, `current_state`), never stored.
 """
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from db.schema import Base, Hashtag, Post, _enum, utcnow
+from db.schema import HASHTAG_TEXT_MAX, Base, Hashtag, Post, _enum, utcnow
 
 USERNAME_MAX = 64  # characters
 PASSWORD_HASH_MAX = 256  # werkzeug's scrypt hashes are ~160 characters
-HASHTAG_TEXT_MAX = 128  # same as db.schema.Hashtag.text
-MODEL_LABEL_MAX = 130  # "name:version", each at most 64 as in db.schema
+MODEL_LABEL_MAX = 130  # "name:version": MODEL_NAME_MAX + 1 + MODEL_VERSION_MAX fit (migration 0002)
 SESSION_NONCE_MAX = 64  # characters; secrets.token_hex(32)
 
 

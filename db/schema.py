@@ -7,8 +7,15 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-EXTERNAL_ID_MAX = 128  # characters; Instagram media ids are ~20 digits
+# Column widths, in characters. Migrations keep their own literals: they record the schema as it was.
+EXTERNAL_ID_MAX = 128  # Instagram media ids are ~20 digits
 SHA256_HEX = 64
+IMAGE_PATH_MAX = 512  # relative to settings.media_dir: "ab/cd/<sha256>.webp" is 75
+IMAGE_FORMAT_MAX = 8  # Pillow's format name, a key of models.image.FORMATS
+AUTHOR_MAX = 256
+HASHTAG_TEXT_MAX = 128  # also the longest hashtag a reviewer may type (review/history.py)
+MODEL_NAME_MAX = 64
+MODEL_VERSION_MAX = 64
 
 
 def utcnow() -> datetime:
@@ -59,12 +66,12 @@ class Post(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str] = mapped_column(String(EXTERNAL_ID_MAX), unique=True)
     image_sha256: Mapped[str] = mapped_column(String(SHA256_HEX), index=True)
-    image_path: Mapped[str] = mapped_column(String(512))  # relative to settings.media_dir
-    image_format: Mapped[str] = mapped_column(String(8))  # "JPEG", "PNG", "WEBP"
+    image_path: Mapped[str] = mapped_column(String(IMAGE_PATH_MAX))  # relative to settings.media_dir
+    image_format: Mapped[str] = mapped_column(String(IMAGE_FORMAT_MAX))  # "JPEG", "PNG", "WEBP"
     width: Mapped[int] = mapped_column(Integer)  # px, after EXIF orientation
     height: Mapped[int] = mapped_column(Integer)
     caption: Mapped[str | None] = mapped_column(Text)
-    author: Mapped[str | None] = mapped_column(String(256))
+    author: Mapped[str | None] = mapped_column(String(AUTHOR_MAX))
     status: Mapped[PostStatus] = mapped_column(_enum(PostStatus, "post_status"), default=PostStatus.RECEIVED, index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # task runs that started and did not end parked
@@ -96,12 +103,12 @@ class Hashtag(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
     rank: Mapped[int] = mapped_column(Integer)  # 1 = best
-    text: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(String(HASHTAG_TEXT_MAX))
     score: Mapped[float] = mapped_column(Float)  # model probability of this tag, 0..1
     attention: Mapped[list[float]] = mapped_column(JSON)  # row-major grid of weights summing to 1
     attention_shape: Mapped[list[int]] = mapped_column(JSON)  # [rows, cols], e.g. [7, 7]
-    model_name: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(MODEL_NAME_MAX))
+    model_version: Mapped[str] = mapped_column(String(MODEL_VERSION_MAX))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     post: Mapped[Post] = relationship(back_populates="hashtags")
@@ -112,15 +119,15 @@ class Story(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), unique=True)
-    seed_hashtag: Mapped[str] = mapped_column(String(128))  # the top hashtag, hashtags[0]
+    seed_hashtag: Mapped[str] = mapped_column(String(HASHTAG_TEXT_MAX))  # the top hashtag, hashtags[0]
     hashtags: Mapped[list[str]] = mapped_column(JSON)  # the post's hashtags the story is conditioned on, best first
     text: Mapped[str] = mapped_column(Text)
     length: Mapped[int] = mapped_column(Integer)  # requested characters
     temperature: Mapped[float] = mapped_column(Float)
     top_k: Mapped[int] = mapped_column(Integer)
     random_seed: Mapped[int] = mapped_column(Integer)
-    model_name: Mapped[str] = mapped_column(String(64))
-    model_version: Mapped[str] = mapped_column(String(64))
+    model_name: Mapped[str] = mapped_column(String(MODEL_NAME_MAX))
+    model_version: Mapped[str] = mapped_column(String(MODEL_VERSION_MAX))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     post: Mapped[Post] = relationship(back_populates="story")

@@ -1,6 +1,8 @@
 """Engines, sessions and migrations. Callers own their sessions and keep transactions short."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -40,6 +42,16 @@ def make_engine(url: str, pre_ping: bool = True, pool_size: int | None = None) -
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_factory_for(url: str, **engine_args) -> Iterator[sessionmaker[Session]]:
+    """Sessions on an engine of their own, disposed on exit: what a one-shot command or a test needs."""
+    engine = make_engine(url, **engine_args)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
 
 
 def alembic_config(url: str) -> Config:

@@ -29,11 +29,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
 
-from settings import PROJECT_ROOT
+from inference.repository import REPOSITORY, export_stale
 
-REPOSITORY = PROJECT_ROOT / "triton_repo"
 HOST = "127.0.0.1"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 READY_TIMEOUT = 300.0  # seconds: each model instance is a process that imports torch and loads weights
@@ -77,27 +75,6 @@ def stub_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     env["LD_LIBRARY_PATH"] = os.pathsep.join(libs)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
-
-
-def variant_repository(dest: str | Path, edit: Callable[[str, str], str], source: str | Path = REPOSITORY) -> Path:
-    """A copy of `source` whose config.pbtxt files are rewritten by `edit(model, text)` (tests and bench compare
-    configurations). model.py files are copied and weights files symlinked: the same code and the same weights."""
-    from training.export import export_stale
-
-    source, dest = Path(source), Path(dest)
-    export_stale(source)
-    for config in sorted(source.glob("*/config.pbtxt")):
-        model = config.parent.name
-        (dest / model).mkdir(parents=True)
-        (dest / model / "config.pbtxt").write_text(edit(model, config.read_text()))
-        for version in (p for p in config.parent.iterdir() if p.is_dir()):
-            (dest / model / version.name).mkdir()
-            for item in version.iterdir():
-                if item.suffix == ".py":
-                    shutil.copy2(item, dest / model / version.name / item.name)
-                elif item.is_file():
-                    (dest / model / version.name / item.name).symlink_to(item.resolve())
-    return dest
 
 
 # The Triton release by NGC container tag -> its server version. docker/triton.Dockerfile's tag must map to the version
@@ -161,8 +138,6 @@ class TritonServer:
         if self.is_running():
             return self
         if self.export:
-            from training.export import export_stale
-
             export_stale(self.repository)
         if self._backends is None:
             self._backends = prepare_backends(self._workdir)
@@ -200,17 +175,6 @@ class TritonServer:
                 return
             time.sleep(POLL_INTERVAL)
         raise TritonStartError(f"tritonserver not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def executions_by_batch_size(self, model: str) -> dict[int, int]:
-        """batch size -> executions so far, from the server's statistics endpoint (proves requests were batched)."""
-        import tritonclient.http as httpclient
-
-        client = httpclient.InferenceServerClient(self.http_url)
-        try:
-            stats = client.get_inference_statistics(model)["model_stats"][0]
-        finally:
-            client.close()
-        return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats.get("batch_stats", [])}
 
     def log_tail(self) -> str:
         with contextlib.suppress(OSError):

@@ -14,12 +14,26 @@ from PIL import Image
 if TYPE_CHECKING:
     import torch
 
-ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
+
+@dataclass(frozen=True)
+class ImageFormat:
+    suffix: str  # of the stored file, and of an exported training image
+    mimetype: str  # the Content-Type it is served with
+
+
+# The accepted formats, by Pillow's name (DecodedImage.format, stored as posts.image_format).
+FORMATS = {
+    "JPEG": ImageFormat(".jpg", "image/jpeg"),
+    "PNG": ImageFormat(".png", "image/png"),
+    "WEBP": ImageFormat(".webp", "image/webp"),
+}
+
 INPUT_SIZE = 224  # px, the default encoder input side (Lite0); a Tagger knows its own (`Tagger.input_size`)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_MAX_PIXELS = 24_000_000  # as settings.DEFAULT_MAX_IMAGE_PIXELS (bench/prepare.py: the cost of the largest)
-DEFAULT_MAX_SIDE = 12_000
+# The defaults of MAX_IMAGE_PIXELS and MAX_IMAGE_SIDE (settings.Settings), and the Triton model's limits.
+DEFAULT_MAX_PIXELS = 24_000_000  # width*height (a 6000x4000 camera); a 20000x20000 PNG bomb is 400 MP
+DEFAULT_MAX_SIDE = 12_000  # px
 # Long side / short side. to_tensor scales the short side to INPUT_SIZE, so the long side becomes
 # INPUT_SIZE * ratio px: a 12000x1 PNG (115 bytes) would be resized to 2688000x224. Panoramas stay well inside.
 MAX_ASPECT_RATIO = 20
@@ -61,7 +75,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_side: in
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=None)
             fmt = img.format
-            if fmt not in ALLOWED_FORMATS:
+            if fmt not in FORMATS:
                 raise InvalidImage(f"unsupported image format {fmt}; send JPEG, PNG or WebP")
             width, height = img.size
             if width * height > max_pixels or max(width, height) > max_side:

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from db.reviews import USERNAME_MAX, Admin
-from db.session import make_engine, make_session_factory
-from settings import Settings
+from db.arguments import add_database_url, database_url
+from db.session import session_factory_for
 
 MIN_PASSWORD_LENGTH = 8  # characters
 
@@ -52,7 +52,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("username")
     parser.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of stdin (scripts) instead of prompting")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or the embedded SQLite file")
+    add_database_url(parser)
 
 
 def run(args) -> int:
@@ -63,14 +63,11 @@ def run(args) -> int:
         if getpass.getpass("again: ") != password:
             print("passwords differ", file=sys.stderr)
             return 1
-    engine = make_engine(args.database_url or Settings.from_env().database_url)
     try:
-        with make_session_factory(engine).begin() as session:
+        with session_factory_for(database_url(args)) as sessions, sessions.begin() as session:
             admin = create_admin(session, args.username, password)
     except AdminError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(f"admin {admin.username!r} created (id {admin.id})")
     return 0

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from db.reviews import Review, ReviewState, ReviewStateChange
 from db.schema import Post
-from db.session import make_engine, make_session_factory
+from db.arguments import add_database_url, database_url
+from db.session import session_factory_for
+from models.image import FORMATS
 from review.history import newest_state_changes
 from settings import Settings
 from training.harrison import Example, write_split
 
 IMAGES_DIR = "images"
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 
 def approved_examples(session: Session) -> list[tuple[Post, list[str]]]:
@@ -54,7 +55,8 @@ def export_reviews(session: Session, media_dir: Path, out: Path, link: bool = Fa
         examples = []
         for post, tags in approved_examples(session):
             source = (media_dir / post.image_path).resolve()
-            name = f"{post.id}{EXTENSIONS.get(post.image_format, Path(post.image_path).suffix)}"
+            fmt = FORMATS.get(post.image_format)
+            name = f"{post.id}{fmt.suffix if fmt else Path(post.image_path).suffix}"
             if link:
                 os.symlink(source, staging / IMAGES_DIR / name)
             else:
@@ -72,20 +74,17 @@ def export_reviews(session: Session, media_dir: Path, out: Path, link: bool = Fa
 def add_arguments(parser) -> None:
     parser.add_argument("out", type=Path, help="new folder for the split")
     parser.add_argument("--link", action="store_true", help="symlink the photos instead of copying them")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or the embedded SQLite file")
+    add_database_url(parser)
     parser.add_argument("--media-dir", type=Path, default=None, help="default: $MEDIA_DIR or var/media")
 
 
 def run(args) -> int:
     settings = Settings.from_env()
-    engine = make_engine(args.database_url or settings.database_url)
     try:
-        with make_session_factory(engine)() as session:
+        with session_factory_for(database_url(args)) as sessions, sessions() as session:
             count = export_reviews(session, args.media_dir or Path(settings.media_dir), args.out, args.link)
     except FileExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     print(f"exported {count} approved posts to {args.out}")
     return 0

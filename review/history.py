@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session, selectinload
 from db.reviews import (
     Admin, Closeness, HashtagVerdict, Review, ReviewState, ReviewStateChange, ReviewTagChange, TagChange,
 )
-from db.schema import Hashtag, Post, Story
+from db.schema import HASHTAG_TEXT_MAX, Hashtag, Post, Story
 
 # A hashtag is one word: letters, digits, underscore (HARRISON's tag_list.txt separates tags by spaces).
-TAG_PATTERN = re.compile(r"^\w{1,128}$")
+TAG_PATTERN = re.compile(rf"^\w{{1,{HASHTAG_TEXT_MAX}}}$")
 
 
 class ReviewConflict(Exception):
@@ -94,6 +94,16 @@ def latest_reviews() -> Select:
     )
 
 
+def current_review(session: Session, post_id: int, reviewer_id: int) -> Review | None:
+    """The reviewer's current review of the post: their highest revision (None: they never reviewed it)."""
+    return session.scalars(
+        select(Review)
+        .where(Review.post_id == post_id, Review.reviewer_id == reviewer_id)
+        .order_by(Review.revision.desc())
+        .limit(1)
+    ).first()
+
+
 def reviews_of_post(session: Session, post_id: int) -> list[Review]:
     """All revisions by all reviewers, oldest first (the post page shows the history)."""
     return list(
@@ -126,12 +136,7 @@ def submit_review(
             raise ReviewConflict(f"review {base_review_id} is not a review of post {post.id}")
         if base.reviewer_id != reviewer.id:
             raise NotYourReview(f"review {base_review_id} belongs to another reviewer")
-    current = session.scalars(
-        select(Review)
-        .where(Review.post_id == post.id, Review.reviewer_id == reviewer.id)
-        .order_by(Review.revision.desc())
-        .limit(1)
-    ).first()
+    current = current_review(session, post.id, reviewer.id)
     if (current.id if current else None) != base_review_id:
         raise ReviewConflict("this review was changed since the form was opened; reload the post")
 

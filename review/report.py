@@ -19,9 +19,10 @@ from pathlib import Path
 from sqlalchemy.orm import Session, selectinload
 
 from db.reviews import Closeness, Review
-from db.session import make_engine, make_session_factory
+from db.arguments import add_database_url, database_url
+from db.session import session_factory_for
 from review.history import latest_reviews
-from settings import DEFAULT_DATA_DIR, Settings
+from settings import DEFAULT_DATA_DIR
 
 ALL_MODELS = "all"
 ORIGINAL_RELEVANT = 0.65  # the original study's share of relevant hashtags
@@ -213,18 +214,14 @@ def write_chart(report: Report, path: Path) -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL or the embedded SQLite file")
+    add_database_url(parser)
     parser.add_argument("--out", type=Path, default=DEFAULT_DATA_DIR / "report",
                         help="folder for report.md and report.png (default: var/report)")
 
 
 def run(args) -> int:
-    engine = make_engine(args.database_url or Settings.from_env().database_url)
-    try:
-        with make_session_factory(engine)() as session:
-            report = summarize(*collect(session))
-    finally:
-        engine.dispose()
+    with session_factory_for(database_url(args)) as sessions, sessions() as session:
+        report = summarize(*collect(session))
     markdown = to_markdown(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(markdown)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from models.image import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "var"
 
 MIB = 1024 * 1024
 DEFAULT_MAX_CONTENT_LENGTH = 16 * MIB  # bytes; a base64 JSON body of a 12 MB photo still fits
-DEFAULT_MAX_IMAGE_PIXELS = 24_000_000  # width*height (a 6000x4000 camera); a 20000x20000 PNG bomb is 400 MP
-DEFAULT_MAX_IMAGE_SIDE = 12_000  # px
 
 
 def _default_database_url() -> str:
@@ -71,8 +71,8 @@ class Settings:
     # address for log-in throttling, https for cookies); 0: the app faces clients directly and ignores them.
     trusted_proxies: int = 0
     max_content_length: int = DEFAULT_MAX_CONTENT_LENGTH
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-    max_image_side: int = DEFAULT_MAX_IMAGE_SIDE
+    max_image_pixels: int = DEFAULT_MAX_PIXELS  # width*height; the image limits' defaults live beside decode_image
+    max_image_side: int = DEFAULT_MAX_SIDE  # px
     hashtagger_checkpoint: str = ""  # empty: the shipped checkpoint in models/checkpoints/
     storyteller_checkpoint: str = ""
     encoder_precision: str = "auto"  # the hashtagger's encoder: "fp32", "bf16" or "auto" (models.tagger.PRECISIONS)

@@ -9,9 +9,7 @@ from sqlalchemy import func, select
 
 import cli
 from db.reviews import Admin, Review, ReviewStateChange
-from tests.admin_support import (  # noqa: F401  (fixtures)
-    PASSWORD, add_admin, add_post, app, csrf_token, database_url, log_in, migrated_templates, sessions,
-)
+from tests.support.admin import PASSWORD, add_admin, add_post, csrf_token, log_in
 
 SESSION_SECONDS = 1  # the shortest idle expiry the test can wait out
 EXPIRY_WAIT = 2.5  # seconds: itsdangerous counts whole seconds, so the cookie must be 2 s old to be refused

@@ -11,12 +11,10 @@ from sqlalchemy import func, select
 
 from db.reviews import Closeness, Review, ReviewState, ReviewStateChange, TagChange
 from db.schema import PostStatus
-from tests.admin_support import (  # noqa: F401  (fixtures)
-    GRID, T0, add_admin, add_post, app, csrf_token, database_url, log_in, migrated_templates, sessions,
-)
-from tests.webhook_support import read_url
+from review.queue import PAGE_SIZE
+from tests.support.admin import GRID, T0, add_admin, add_post, csrf_token, log_in
+from tests.support.webhook import read_url
 from webhook.admin.heatmap import overlay_size, seen_square
-from webhook.admin.queue import PAGE_SIZE
 
 
 @pytest.fixture

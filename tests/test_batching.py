@@ -60,7 +60,7 @@ def test_triton_batched_calls_give_each_item_its_own_outcome():
     """The Triton backend sends a batch's requests concurrently; a server that cannot be reached is each request's
     own InferenceUnavailable (its post parks), not an error of the call."""
     from inference.triton import TritonBackend
-    from tests.worker_process import free_port
+    from inference.tritonserver import free_port
 
     backend = TritonBackend(f"127.0.0.1:{free_port()}", timeout=2.0)  # nothing listens there
     try:

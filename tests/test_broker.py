@@ -7,13 +7,16 @@ import pytest
 from kombu import Connection
 
 import worker.celery_app  # noqa: F401  (installs our transports before any connection, as every process does)
+from tests.support.brokers import REDIS_URL
 from worker import sql_transport
 from worker.broker import has_fanout, queue_depth
 
 
 @pytest.fixture(params=["redis", "sqlite"])
-def broker_url(request, redis_url, tmp_path) -> str:
-    return redis_url if request.param == "redis" else f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
+def broker_url(request, tmp_path) -> str:
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url")  # only this parameter needs the server
+    return f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}"
 
 
 def test_queue_depth_counts_waiting_messages_and_an_empty_queue_is_zero(broker_url):
@@ -31,8 +34,9 @@ def test_queue_depth_counts_waiting_messages_and_an_empty_queue_is_zero(broker_u
         simple.close()
 
 
-def test_only_the_sqlite_broker_lacks_fanout(redis_url, tmp_path):
-    assert has_fanout(redis_url) and not has_fanout(f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}")
+def test_only_the_sqlite_broker_lacks_fanout(tmp_path):
+    # The transport's capabilities, read from the URL: no server is asked.
+    assert has_fanout(REDIS_URL) and not has_fanout(f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}")
 
 
 def test_the_embedded_broker_is_polled_every_50_ms_not_every_second(tmp_path):

@@ -10,9 +10,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
-from tests.admin_support import (  # noqa: F401  (fixtures)
-    PASSWORD, add_admin, add_post, app, database_url, migrated_templates, sessions,
-)
+from tests.support.admin import PASSWORD, add_admin, add_post
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

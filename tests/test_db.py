@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 import db
 from db import Post, PostStatus, make_engine, migrate
 from db.schema import TRANSITIONS, InvalidTransition
-from tests.scratch_db import scratch_pg_database
+from tests.support.databases import scratch_pg_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -26,6 +26,7 @@ def trained(tmp_path_factory, photo_paths):
     return root, data, checkpoints
 
 
+@pytest.mark.slow  # trains the models it scores
 def test_evaluate_writes_one_table_for_all_models(trained):
     root, data, checkpoints = trained
     out = root / "report"
@@ -61,6 +62,7 @@ def test_annotation_metrics_as_the_corel5k_code_computes_them():
     assert annotation_metrics(pred, truth, ["cat", "sea", "sky", "dog"])["per-class P"] == pytest.approx(1.5 / 4)
 
 
+@pytest.mark.slow  # trains the model it draws
 def test_attention_png_has_a_panel_per_hashtag(trained, coffee_jpeg, tmp_path, capsys):
     from PIL import Image
 

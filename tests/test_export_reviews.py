@@ -8,7 +8,7 @@ import pytest
 import cli
 from db.reviews import Admin, Closeness, ReviewState
 from review.history import ReviewAnswers, submit_review
-from tests.admin_support import add_admin, add_post, database_url, migrated_templates, sessions  # noqa: F401
+from tests.support.admin import add_admin, add_post
 from training.harrison import read_split
 
 TAGS = ["food", "coffee", "cafe"]

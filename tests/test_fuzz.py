@@ -27,9 +27,8 @@ from sqlalchemy import select
 from db import Post, PostStatus
 from models.image import InvalidImage, preprocess
 from worker.celery_app import make_celery
-from tests.webhook_support import (  # noqa: F401  (database_url, make_app, migrated_templates are fixtures)
-    database_url, encoded, make_app, media_files, migrated_templates, photo_with_exif, rotated_jpeg,
-)
+from tests.support.images import encoded, photo_with_exif, rotated_jpeg
+from tests.support.webhook import media_files
 
 IMAGE_CASES = int(os.environ.get("HASHTALE_FUZZ_IMAGES", 60))
 JSON_CASES = int(os.environ.get("HASHTALE_FUZZ_JSON", 30))
@@ -129,6 +128,7 @@ def _post(client, kind: str, body: bytes):
     return client.post("/webhook", data=body, content_type="application/json")
 
 
+@pytest.mark.slow  # the fuzz campaign
 def test_fuzzed_posts_never_fail_the_server_nor_leave_orphans(make_app):
     app = make_app(max_content_length=2 * 1024 * 1024)
     client = app.test_client()

@@ -5,7 +5,7 @@ import pytest
 
 from models.vocab import END_ID, SPECIALS, START_ID, Vocab
 from training.harrison import Example, holdout_split, read_split, write_split
-from tests.conftest import SHARED_DATASETS
+from tests.support.data import SHARED_DATASETS
 
 HARRISON_POSTS = 57_383
 HARRISON_TAGS = 997

@@ -65,6 +65,7 @@ def test_encoder_frozen_by_default_and_top_blocks_finetune(lite0):
     assert tuned.training
 
 
+@pytest.mark.slow  # builds the larger encoders
 @pytest.mark.parametrize("backbone, size, grid", [("efficientnet-lite1", 240, 8), ("efficientnet-lite2", 260, 9)])
 def test_larger_lite_encoders_at_their_own_input_size(backbone, size, grid):
     encoder = Encoder(EncoderConfig(backbone=backbone)).eval()
@@ -170,6 +171,7 @@ def test_loss_is_nll_plus_lambda_times_regulariser():
     torch.testing.assert_close(doubled - without, 2 * reg)
 
 
+@pytest.mark.slow  # trains both baselines
 @pytest.mark.parametrize("arch", ["show-and-tell", "multilabel"])
 def test_baselines_learn_synthetic_features(arch):
     torch.manual_seed(0)
@@ -201,6 +203,7 @@ def tiny_data(tmp_path_factory, photo_paths):
     return write_split(tmp_path_factory.mktemp("tiny") / "data", chosen)
 
 
+@pytest.mark.slow  # a training run
 def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
     out, store, shipped = tmp_path / "run", tmp_path / "features", tmp_path / "export" / "hashtagger.pt"
     common = ["--store", str(store), "--batch-size", "3", "--lr", "3e-3", "--dropout", "0", "--embed-dim", "16",
@@ -237,6 +240,7 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
     assert 0.0 <= tagger.min_score < 1.0  # chosen on the validation posts
 
 
+@pytest.mark.slow  # a training run
 def test_finetuned_top_stages_train_from_the_cache_and_travel_with_the_export(tmp_path, tiny_data):
     out, store, shipped = tmp_path / "run", tmp_path / "features", tmp_path / "tuned.pt"
     assert cli.main(["train-hashtagger", "--data", str(tiny_data), "--extra-data", str(tiny_data), "--out", str(out),
@@ -269,6 +273,7 @@ def test_checkpoint_saved_on_another_device_loads_on_cpu(tmp_path, monkeypatch):
     torch.testing.assert_close(payload["model"]["head.weight"], model.head.weight.detach())
 
 
+@pytest.mark.slow  # the encoder over many photos
 def test_bfloat16_encoder_gives_the_same_tags_whatever_the_batch(photo_paths):
     """The served precision: features do not depend on how images are batched (Triton groups requests as
     they come), and the tags agree with float32 on real photos."""

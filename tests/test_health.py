@@ -6,9 +6,8 @@ import secrets
 import pytest
 
 from db.session import migrate
-from inference.tritonserver import TritonServer
-from tests.servers import PostgresServer, RedisServer
-from tests.worker_process import free_port
+from inference.tritonserver import TritonServer, free_port
+from tests.support.servers import PostgresServer, RedisServer
 from webhook import create_app
 
 
@@ -38,6 +37,7 @@ def test_healthz_answers_without_touching_a_dependency(tmp_path):
     assert status == 503 and body["failing"] == ["database", "broker"]
 
 
+@pytest.mark.slow  # a tritonserver, PostgreSQL and Redis of its own
 def test_readyz_follows_postgresql_redis_and_triton(servers, tmp_path):
     postgres, broker = servers
     with TritonServer() as triton:

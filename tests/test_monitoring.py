@@ -20,10 +20,14 @@ from sqlalchemy import select
 
 from db.schema import Post, PostStatus
 from db.session import make_engine, make_session_factory, migrate
+from inference.tritonserver import free_port
 from settings import PROJECT_ROOT, Settings
-from tests.scratch_db import scratch_pg_database
-from tests.worker_process import free_port, running_worker, wait_until_final
-from worker.health import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS, check
+from tests.support.databases import scratch_pg_database
+from tests.support.workers import running_worker, wait_until_final
+from worker.health import check
+from worker.heartbeat import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS
+
+pytestmark = pytest.mark.slow  # the webhook under gunicorn and Celery worker processes
 
 GOOD_POSTS = 3
 START_TIMEOUT = 90.0  # seconds for gunicorn to answer
@@ -101,6 +105,7 @@ def webhook_server(tmp_path, redis_url, queue_name):
             log.close()
 
 
+@pytest.mark.postgres  # webhook_server: a scratch database on the shared server
 def test_metrics_count_posts_tasks_and_a_failed_post_and_celery_sees_the_failure(
         webhook_server, tmp_path, photo_paths):
     base, env, url = webhook_server

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import secrets
 
+import pytest
 from sqlalchemy import select
 
 from db.schema import Hashtag, Post, PostStatus, Story
 from db.session import make_engine, make_session_factory, migrate
-from tests.webhook_support import read_url
-from tests.worker_process import post_photos, running_worker, wait_until_final
+from tests.support.webhook import read_url
+from tests.support.workers import post_photos, running_worker, wait_until_final
 from webhook import create_app
 from worker import pipeline
+
+pytestmark = pytest.mark.slow  # Celery worker processes
 
 N_PHOTOS = 6
 K = 5

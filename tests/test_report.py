@@ -8,7 +8,7 @@ from PIL import Image
 
 import cli
 from db.reviews import Closeness, HashtagVerdict, Review
-from tests.admin_support import add_admin, add_post, database_url, migrated_templates, sessions  # noqa: F401
+from tests.support.admin import add_admin, add_post
 
 POSTS = 40
 REVIEWERS = 3

@@ -18,17 +18,20 @@ import redis
 from sqlalchemy import select
 
 from db.schema import Post, PostStatus
-from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
 from db.session import make_engine, make_session_factory, migrate
-from tests.scratch_db import scratch_pg_database
-from tests.servers import RedisServer
-from tests.worker_process import (WorkerProcess, free_port, post_photos, result_counts, running_worker,
-                                  wait_until_final)
+from inference.tritonserver import free_port
+from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
+from tests.support.databases import scratch_pg_database
+from tests.support.servers import RedisServer
+from tests.support.workers import WorkerProcess, post_photos, result_counts, running_worker, wait_until_final
 from webhook import create_app
 
+pytestmark = [pytest.mark.postgres,  # its own scratch database on the shared server
+              pytest.mark.slow]  # Celery worker processes, killed, and a redis-server of its own
+
 K = 5
-# characters: ~0.5-1 s of writing on this CPU (a 150-character story took 40 ms once the models got faster,
-# shorter than the poll could catch), so a kill lands mid-story and queued messages are still waiting
+# characters: long enough that a kill lands mid-story and queued messages are still waiting (a short story is
+# written faster than the poll could catch it in WRITING)
 STORY_LENGTH = 4000
 FAST_SWEEP = {"STUCK_AFTER": "3", "SWEEP_INTERVAL": "1"}  # seconds: a lost message is noticed quickly
 PARKING = {"RETRY_BACKOFF": "0.5", "RETRY_BACKOFF_MAX": "2", "RETRY_POLL_INTERVAL": "1"}  # seconds
@@ -55,7 +58,7 @@ def own_pg_url():
 
 
 @pytest.fixture
-def sessions(own_pg_url):
+def pg_sessions(own_pg_url):
     engine = make_engine(own_pg_url)
     yield make_session_factory(engine)
     engine.dispose()
@@ -101,7 +104,7 @@ def assert_one_set_each(sessions, post_ids: list[int]) -> None:
         assert 1 <= tags <= K and stories == 1, f"post {post_id}: {tags} hashtags, {stories} stories"
 
 
-def test_killed_workers_lose_no_post(own_pg_url, redis_server, queue_name, photo_paths, sessions, tmp_path):
+def test_killed_workers_lose_no_post(own_pg_url, redis_server, queue_name, photo_paths, pg_sessions, tmp_path):
     env = {"DATABASE_URL": own_pg_url, "BROKER_URL": redis_server.url, "TASK_QUEUE": queue_name,
            "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH)}
     media = tmp_path / "media"
@@ -111,32 +114,32 @@ def test_killed_workers_lose_no_post(own_pg_url, redis_server, queue_name, photo
         # 1. The pool process dies mid-story: its worker sees it lost and requeues the message (acks_late,
         #    reject_on_worker_lost); no sweep involved.
         first_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, media, photo_paths[:2])
-        first = wait_for_status(sessions, first_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
+        first = wait_for_status(pg_sessions, first_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
         (child,) = pool_children(worker.proc.pid)
         os.kill(child, signal.SIGKILL)
-        wait_until_final(sessions, first_ids, DONE_TIMEOUT)
+        wait_until_final(pg_sessions, first_ids, DONE_TIMEOUT)
 
         # 2. The whole worker dies mid-story (SIGKILL to its process group): the message stays unacknowledged
         #    in Redis for its visibility timeout (an hour), so the restarted worker's sweep recovers the post.
         second_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, media, photo_paths[2:4])
-        second = wait_for_status(sessions, second_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
+        second = wait_for_status(pg_sessions, second_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
     finally:
         worker.kill(signal.SIGKILL)
-    with sessions() as session:
+    with pg_sessions() as session:
         assert session.get(Post, second).status == PostStatus.WRITING  # it really was mid-task
 
     post_ids = first_ids + second_ids
     with running_worker({**env, **FAST_SWEEP}, tmp_path / "worker2.log", concurrency=1, beat=True) as restarted:
-        statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+        statuses = wait_until_final(pg_sessions, post_ids, DONE_TIMEOUT)
         assert set(statuses.values()) == {PostStatus.DONE}, restarted.log()[-4000:]
-    assert_one_set_each(sessions, post_ids)
-    with sessions() as session:
+    assert_one_set_each(pg_sessions, post_ids)
+    with pg_sessions() as session:
         assert session.get(Post, first).attempts == 3  # tagging, the killed story, the redelivered story
         assert session.get(Post, second).attempts >= 3
 
 
 def test_a_pool_process_killed_mid_batch_loses_no_post_of_the_batch(own_pg_url, redis_server, queue_name,
-                                                                     photo_paths, sessions, tmp_path):
+                                                                     photo_paths, pg_sessions, tmp_path):
     """Every message of a batch is requeued when the pool process running it dies, and each post ends done once."""
     env = {"DATABASE_URL": own_pg_url, "BROKER_URL": redis_server.url, "TASK_QUEUE": queue_name,
            "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH), **BATCH}
@@ -144,22 +147,22 @@ def test_a_pool_process_killed_mid_batch_loses_no_post_of_the_batch(own_pg_url, 
         post_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, tmp_path / "media",
                                         photo_paths[30:34])
         # All four writing at once: with one pool process, that is one batch job.
-        wait_for_all(sessions, post_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
+        wait_for_all(pg_sessions, post_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
         (child,) = pool_children(worker.proc.pid)
         os.kill(child, signal.SIGKILL)
-        statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+        statuses = wait_until_final(pg_sessions, post_ids, DONE_TIMEOUT)
         assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
-    assert_one_set_each(sessions, post_ids)
-    with sessions() as session:  # tagging, the killed batch's story, the redelivered story
+    assert_one_set_each(pg_sessions, post_ids)
+    with pg_sessions() as session:  # tagging, the killed batch's story, the redelivered story
         assert [session.get(Post, i).attempts for i in post_ids] == [3] * len(post_ids)
 
 
-def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_name, photo_paths, sessions, tmp_path):
+def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_name, photo_paths, pg_sessions, tmp_path):
     env = {"DATABASE_URL": own_pg_url, "BROKER_URL": redis_server.url, "TASK_QUEUE": queue_name,
            "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH), **FAST_SWEEP}
     with running_worker(env, tmp_path / "worker.log", concurrency=1, beat=True) as worker:
         post_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, tmp_path / "media", photo_paths[10:15])
-        wait_for_status(sessions, post_ids, PostStatus.TAGGED, STATUS_TIMEOUT, worker.log)
+        wait_for_status(pg_sessions, post_ids, PostStatus.TAGGED, STATUS_TIMEOUT, worker.log)
         broker = redis.Redis.from_url(redis_server.url)
         # Messages are still in Redis, waiting in the queue or reserved by the worker's batch (unacknowledged)...
         assert broker.llen(queue_name) + broker.hlen("unacked") > 0
@@ -167,13 +170,13 @@ def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_na
         redis_server.crash()  # ...and are lost with it
         redis_server.start()
 
-        statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+        statuses = wait_until_final(pg_sessions, post_ids, DONE_TIMEOUT)
         assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
-    assert_one_set_each(sessions, post_ids)
+    assert_one_set_each(pg_sessions, post_ids)
 
 
 def test_a_redis_restart_during_an_outage_stops_no_worker(own_pg_url, redis_server, queue_name, photo_paths,
-                                                          sessions, tmp_path):
+                                                          pg_sessions, tmp_path):
     """Posts parked by an outage of the models, then a Redis restart: no worker holds a delayed message that kombu
     would have to restore (that made Celery workers exit), and once the models are back every post is done."""
     checkpoint = tmp_path / "hashtagger.pt"  # missing for now: the local models are unavailable
@@ -184,7 +187,7 @@ def test_a_redis_restart_during_an_outage_stops_no_worker(own_pg_url, redis_serv
         post_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, tmp_path / "media", photo_paths[20:24])
         deadline = time.monotonic() + STATUS_TIMEOUT
         while True:  # every post parked at least once
-            with sessions() as session:
+            with pg_sessions() as session:
                 parked = [session.get(Post, i).transient_failures for i in post_ids]
             if min(parked) >= 1:
                 break
@@ -193,9 +196,9 @@ def test_a_redis_restart_during_an_outage_stops_no_worker(own_pg_url, redis_serv
         redis_server.crash()
         redis_server.start()
         shutil.copyfile(SHIPPED_HASHTAGGER, checkpoint)  # the outage ends
-        statuses = wait_until_final(sessions, post_ids, DONE_TIMEOUT)
+        statuses = wait_until_final(pg_sessions, post_ids, DONE_TIMEOUT)
         assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
         assert worker.proc.poll() is None and "Unrecoverable error" not in worker.log()
-    assert_one_set_each(sessions, post_ids)
-    with sessions() as session:
+    assert_one_set_each(pg_sessions, post_ids)
+    with pg_sessions() as session:
         assert {session.get(Post, i).attempts for i in post_ids} == {2}  # parked runs gave their attempts back

@@ -10,10 +10,12 @@ import time
 import pytest
 import requests
 
+from inference.tritonserver import free_port
 from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
 from models.writer import SHIPPED_CHECKPOINT as SHIPPED_STORYTELLER
 from settings import PROJECT_ROOT
-from tests.worker_process import free_port
+
+pytestmark = pytest.mark.slow  # `hashtale serve`: the webhook and worker processes
 
 HASHTALE = PROJECT_ROOT / ".venv" / "bin" / "hashtale"
 START_TIMEOUT = 90.0  # seconds for the webhook to answer (gunicorn imports Flask, SQLAlchemy, Celery)

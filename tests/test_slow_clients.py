@@ -15,9 +15,11 @@ from sqlalchemy import func, select
 
 from db.schema import Post
 from db.session import make_engine, migrate
+from inference.tritonserver import free_port
 from settings import PROJECT_ROOT
-from tests.slow_clients import TRICKLE, probe, stalled_client
-from tests.worker_process import free_port
+from tests.support.slow_clients import TRICKLE, probe, stalled_client
+
+pytestmark = pytest.mark.slow  # servers of its own held by dozens of stalled connections
 
 STALLED = 64
 PROBES = 40

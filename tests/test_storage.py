@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from db import make_engine, make_session_factory
 from models.image import decode_image
-from tests.webhook_support import database_url, encoded, migrated_templates  # noqa: F401  (fixtures)
+from tests.support.images import encoded
 from webhook.ingest import Delivery, store_post
 from webhook.storage import LOCK_DIR, TEMP_PREFIX, MediaStore
 

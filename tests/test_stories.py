@@ -9,7 +9,7 @@ import pytest
 from models.chars import CharVocab, prompt_for
 from models.storyteller import IGNORE_INDEX, NO_TAG
 from models.writer import tag_index_of
-from tests.conftest import SHARED_DATASETS
+from tests.support.data import SHARED_DATASETS
 from training.lexicon import LEXICON, TagLexicon, load_tag_vocabulary
 from training.stories import (
     MAX_PASSAGE_CHARS, MAX_TAGS, MIN_PASSAGE_CHARS, PASSAGE_CHARS, Story, batches, cut_passages, encode_batch,

@@ -13,7 +13,7 @@ from models.checkpoint import load_checkpoint
 from models.sampling import StorySpec
 from models.storyteller import CONDITIONS, IGNORE_INDEX, NO_TAG, StepCell, Storyteller, StorytellerConfig
 from models.writer import CHECKPOINT_KIND, StoryWriter
-from tests.conftest import SHARED_DATASETS
+from tests.support.data import SHARED_DATASETS
 
 AESOP = SHARED_DATASETS / "aesop" / "aesop_for_children.json"
 N_FABLES = 40  # a small real corpus for the tiny training run
@@ -84,6 +84,7 @@ def corpus(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow  # a training run
 def test_tiny_training_run_loss_falls_resumes_and_exports(corpus, tmp_path):
     out = tmp_path / "run"
     common = ["train-storyteller", "--corpus", f"stories:{corpus}", "--val-fraction", "0.1", "--out", str(out), *TINY]

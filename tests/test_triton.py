@@ -17,11 +17,14 @@ import pytest
 import torch
 
 from inference import InferenceUnavailable, StoryRequest
+from inference.repository import REPOSITORY, config_parameter, weights_path
 from inference.triton import HASHTAGGER, TritonBackend
-from inference.tritonserver import REPOSITORY, TritonServer, free_port, variant_repository
+from inference.tritonserver import TritonServer, free_port
 from models.checkpoint import file_version
 from models.image import InvalidImage, preprocess
-from training.export import config_parameter, weights_path
+from tests.support.triton import executions_by_batch_size, variant_repository
+
+pytestmark = pytest.mark.slow  # a tritonserver of its own (each model instance imports torch)
 
 K = 5
 PHOTOS = 3  # real photos from the shared set, plus skimage's coffee
@@ -140,7 +143,7 @@ def test_malformed_image_fails_alone_inside_a_batch(server, images, expected):
     truncated = images[0][: len(images[0]) // 2]
     batch = [images[i % len(images)] for i in range(BATCH - 1)] + [truncated]
     wanted = [expected[i % len(images)] for i in range(BATCH - 1)]
-    before = server.executions_by_batch_size(HASHTAGGER)
+    before = executions_by_batch_size(server, HASHTAGGER)
     with ThreadPoolExecutor(BATCH) as pool:
         futures = [pool.submit(backend.suggest_hashtags, image, K) for image in batch]
         outcomes = []
@@ -150,7 +153,7 @@ def test_malformed_image_fails_alone_inside_a_batch(server, images, expected):
             except InvalidImage as exc:
                 outcomes.append(exc)
     backend.close()
-    after = server.executions_by_batch_size(HASHTAGGER)
+    after = executions_by_batch_size(server, HASHTAGGER)
     executions = {size: after[size] - before.get(size, 0) for size in after if after[size] != before.get(size, 0)}
     assert executions == {BATCH: 1}  # all BATCH requests, the bad one included, in one execute
     assert isinstance(outcomes[-1], InvalidImage)
@@ -185,7 +188,7 @@ def test_timeout_is_unavailable(server, images, protocol):
 
 def test_export_copies_the_checkpoint_and_notices_a_newer_one(tmp_path):
     from settings import Settings
-    from training.export import export_model, is_stale
+    from inference.repository import export_model, is_stale
 
     repository = tmp_path / "repo"
     (repository / "storyteller").mkdir(parents=True)

@@ -14,11 +14,13 @@ from sqlalchemy import select
 
 from db.schema import Hashtag, Post, PostStatus, Story
 from db.session import make_engine, make_session_factory, migrate
-from inference.tritonserver import REPOSITORY, TritonServer
+from inference.repository import REPOSITORY, weights_path
+from inference.tritonserver import TritonServer
 from models.checkpoint import file_version
-from tests.worker_process import post_photos, running_worker, wait_until_final
-from training.export import weights_path
+from tests.support.workers import post_photos, running_worker, wait_until_final
 from webhook import create_app
+
+pytestmark = pytest.mark.slow  # a tritonserver and Celery worker processes
 
 K = 5
 # characters: ~0.2-0.3 s a story through Triton, so that posts are still in flight when the first is done and the

@@ -24,10 +24,10 @@ from werkzeug.test import encode_multipart
 
 from db.schema import Hashtag, Post, PostStatus, Story
 from settings import PROJECT_ROOT
-from tests.webhook_support import (  # noqa: F401  (database_url, make_app, migrated_templates are fixtures)
-    app_config, database_url, encoded, fresh_database, get_post, make_app, media_files, migrated_templates, post_count,
-    EXIF_FIRST_TAG_TYPE_AT, photo_with_exif, queued_post_ids, read_url, rotated_jpeg,
-)
+from inference.tritonserver import free_port
+from tests.support.databases import PG_ADMIN_URL, fresh_database
+from tests.support.images import EXIF_FIRST_TAG_TYPE_AT, encoded, photo_with_exif, rotated_jpeg
+from tests.support.webhook import app_config, get_post, media_files, post_count, queued_post_ids, read_url
 from webhook.signature import HEADER, sign
 
 ACCEPTED_KEYS = {"id", "external_id", "status", "status_url", "duplicate"}
@@ -270,9 +270,9 @@ def test_enqueues_on_redis(make_app, redis_url, queue_name):
         client.close()
 
 
-def test_the_webhook_process_never_imports_torch(tmp_path, migrated_templates):
+def test_the_webhook_process_never_imports_torch(tmp_path, sqlite_template):
     """Validation decodes with Pillow only: PyTorch stays out of the webhook's memory and start-up."""
-    database_url, _drop = fresh_database("sqlite", tmp_path, migrated_templates)
+    database_url, _drop = fresh_database("sqlite", tmp_path, sqlite_template)
     script = f"""
 import io, sys
 from PIL import Image, ImageOps
@@ -289,17 +289,11 @@ print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
     assert out.stdout.strip() == "[]"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def gunicorn_server(tmp_path, migrated_templates):
+def gunicorn_server(tmp_path, sqlite_template):
     """The webhook under gunicorn with its shipped config (one worker, two threads), on SQLite."""
-    url, drop = fresh_database("sqlite", tmp_path, migrated_templates)
-    port = _free_port()
+    url, drop = fresh_database("sqlite", tmp_path, sqlite_template)
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
            "MEDIA_DIR": str(tmp_path / "media"), "MAX_CONTENT_LENGTH": "20000", "PYTHONPATH": str(PROJECT_ROOT)}
     log = open(tmp_path / "gunicorn.log", "wb")
@@ -364,13 +358,11 @@ def test_database_down_is_a_503_to_retry_and_leaves_no_file(tmp_path, queue_name
 
 
 def test_after_the_database_drops_its_connections_one_post_is_refused_then_all_accepted(
-        tmp_path, queue_name, migrated_templates):
+        tmp_path, queue_name, postgresql_template):
     from sqlalchemy import create_engine, text
-
-    from tests.scratch_db import PG_ADMIN_URL
     from webhook import create_app
 
-    url, drop = fresh_database("postgresql", tmp_path, migrated_templates)
+    url, drop = fresh_database("postgresql", tmp_path, postgresql_template)
     app = create_app(app_config(url, tmp_path, queue_name))
     client = app.test_client()
     server = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -403,14 +395,12 @@ def test_the_read_api_needs_the_token_of_the_status_url(make_app):
     assert client.get(f"/posts/{first['id']}/image?{other_token}").status_code == 404
 
 
-def test_an_outage_behind_a_dead_pooled_connection_leaves_no_file(tmp_path, queue_name, migrated_templates):
+def test_an_outage_behind_a_dead_pooled_connection_leaves_no_file(tmp_path, queue_name, postgresql_template):
     """The pool holds a connection the server has dropped, and the server takes no new ones: a real outage."""
     from sqlalchemy import create_engine, text
-
-    from tests.scratch_db import PG_ADMIN_URL
     from webhook import create_app
 
-    url, drop = fresh_database("postgresql", tmp_path, migrated_templates)
+    url, drop = fresh_database("postgresql", tmp_path, postgresql_template)
     name = url.rsplit("/", 1)[1]
     app = create_app(app_config(url, tmp_path, queue_name))
     client = app.test_client()

@@ -9,10 +9,9 @@ import uuid
 import pytest
 from PIL import Image
 
-from tests.webhook_support import (  # noqa: F401  (migrated_templates is a fixture)
-    EXIF_TIFF_MAGIC_AT, app_config, fresh_database, media_files, migrated_templates, photo_with_exif, png_bomb,
-    post_count, queued_post_ids,
-)
+from tests.support.databases import fresh_database
+from tests.support.images import EXIF_TIFF_MAGIC_AT, photo_with_exif, png_bomb
+from tests.support.webhook import app_config, media_files, post_count, queued_post_ids
 from webhook import create_app
 from webhook.signature import HEADER, sign
 
@@ -21,10 +20,10 @@ VERIFY_TOKEN = "verify-me"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def apps(request, tmp_path_factory, migrated_templates):
+def apps(request, tmp_path_factory):
     """One database per kind for the whole module: an open app, and one with a secret and a verify token."""
     folder = tmp_path_factory.mktemp(f"bad-input-{request.param}")
-    url, drop = fresh_database(request.param, folder, migrated_templates)
+    url, drop = fresh_database(request.param, folder, request.getfixturevalue(f"{request.param}_template"))
     queue = f"hashtale-test-{uuid.uuid4().hex[:12]}"
     open_app = create_app(app_config(url, folder, queue))
     signed_app = create_app(app_config(url, folder, queue, webhook_secret=SECRET, verify_token=VERIFY_TOKEN))

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from db.schema import EXTERNAL_ID_MAX, Post, PostStatus
+from db.schema import AUTHOR_MAX, EXTERNAL_ID_MAX, Post, PostStatus
 from models.image import DecodedImage, InvalidImage, decode_image
 from webhook import multipart, signature
 from webhook.database import db
@@ -33,7 +33,6 @@ from webhook.posts import post_url
 from webhook.storage import MediaStore
 from worker.tasks import suggest_hashtags
 
-AUTHOR_MAX = 256  # characters, the width of posts.author
 CAPTION_MAX = 10_000  # characters; Instagram allows 2,200
 DEFAULT_EXTERNAL_ID_PREFIX = "sha256:"
 DATA_URL_PREFIX = "data:"

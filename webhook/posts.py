@@ -11,11 +11,11 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 from sqlalchemy.orm import selectinload
 
 from db.schema import Hashtag, Post, Story
+from models.image import FORMATS
 from webhook.database import db
 from webhook.read_token import is_valid, read_token
 from webhook.storage import MediaStore
 
-MIMETYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 IMAGE_MAX_AGE = 24 * 60 * 60  # seconds; a post's photo never changes
 
 bp = Blueprint("posts", __name__, url_prefix="/posts")
@@ -46,7 +46,7 @@ def get_image(post_id: int) -> Response:
     post = _readable_post(post_id)
     # Absolute: send_from_directory would take a relative folder as relative to the package, not the working dir.
     media_dir = MediaStore(current_app.config["SETTINGS"].media_dir).root
-    return send_from_directory(media_dir, post.image_path, mimetype=MIMETYPES[post.image_format], max_age=IMAGE_MAX_AGE)
+    return send_from_directory(media_dir, post.image_path, mimetype=FORMATS[post.image_format].mimetype, max_age=IMAGE_MAX_AGE)
 
 
 def post_json(post: Post) -> dict:

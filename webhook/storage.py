@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+from models.image import FORMATS
+
 LOCK_DIR = ".locks"
 LOCK_STRIPE_HEX = 2  # leading hex digits of the hash naming a lock file: 256 lock files, few collisions
 TEMP_PREFIX = ".incoming-"
@@ -25,7 +26,7 @@ class MediaStore:
         self.root = Path(root).absolute()  # a relative MEDIA_DIR means the working directory, for every reader
 
     def relative_path(self, sha256: str, image_format: str) -> str:
-        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}{SUFFIXES[image_format]}"
+        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}{FORMATS[image_format].suffix}"
 
     def absolute(self, relative: str) -> Path:
         return self.root / relative

@@ -13,6 +13,7 @@ from celery.signals import worker_init, worker_process_shutdown
 from monitoring import mark_process_dead
 from settings import Settings
 from worker import redis_transport, sql_transport
+from worker.heartbeat import Heartbeat
 
 redis_transport.install()  # before any broker connection: workers must outlive a Redis restart
 sql_transport.install()  # the embedded broker polled every 50 ms, not every second
@@ -43,8 +44,6 @@ def make_celery(settings: Settings) -> Celery:
         },
     )
     app.conf.hashtale_settings = settings
-    from worker.health import Heartbeat
-
     app.steps["worker"].add(Heartbeat)
     app.set_default()
     return app

@@ -22,14 +22,21 @@ def add_arguments(parser) -> None:
                              "(Redis, RabbitMQ), which the embedded SQLite broker has not")
 
 
+def pool_settings(settings: Settings, concurrency: int) -> Settings:
+    """The settings of `concurrency` pool processes: TORCH_THREADS=0 becomes the cores shared out among them.
+    N processes x PyTorch's default of one thread per core would oversubscribe the cores N times, and its
+    spinning threads slow a busy machine down several-fold (bench/ingest.py shows both)."""
+    if settings.torch_threads:
+        return settings
+    return settings.with_(torch_threads=max(1, (os.cpu_count() or 1) // concurrency))
+
+
 def run(args) -> int:
-    settings = Settings.from_env()
+    settings = pool_settings(Settings.from_env(), args.concurrency)
     prepare_multiprocess_dir("worker")  # before prometheus_client is imported (by the tasks)
-    if settings.torch_threads == 0:
-        # N processes × PyTorch's default of one thread per core would oversubscribe the cores N times, and
-        # its spinning threads slow a busy machine down several-fold (bench/ingest.py shows both).
-        os.environ["TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // args.concurrency))
     from worker.celery_app import celery
+
+    celery.conf.hashtale_settings = settings  # what the tasks, the batching strategy and the forked pool read
 
     argv = ["worker", "--concurrency", str(args.concurrency), "--loglevel", args.loglevel,
             "--queues", celery.conf.task_default_queue]

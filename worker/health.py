@@ -3,8 +3,8 @@
 - A broker with fanout (Redis, RabbitMQ): the worker node of this host (`celery@<hostname>`, the name
   `hashtale worker` runs under) must answer a Celery ping, as `celery inspect ping` does.
 - The embedded SQLite broker has no fanout, so no ping can reach a worker: the worker touches
-  WORKER_HEARTBEAT_FILE every HEARTBEAT_INTERVAL seconds from its timer, and a file older than
-  STALE_AFTER_BEATS intervals means the worker is gone or stuck.
+  WORKER_HEARTBEAT_FILE every HEARTBEAT_INTERVAL seconds from its timer (worker/heartbeat.py), and a file older
+  than STALE_AFTER_BEATS intervals means the worker is gone or stuck.
 """
 from __future__ import annotations
 
@@ -13,39 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from celery import bootsteps
-
 from settings import Settings
 from worker.broker import has_fanout
+from worker.heartbeat import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS
 
-HEARTBEAT_INTERVAL = 10.0  # seconds
-STALE_AFTER_BEATS = 3
 PING_TIMEOUT = 5.0  # seconds
-
-
-def touch(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()  # sets the modification time of an existing file too
-
-
-class Heartbeat(bootsteps.StartStopStep):
-    """A worker step: touch the heartbeat file now and every HEARTBEAT_INTERVAL on the worker's timer."""
-
-    requires = {"celery.worker.components:Timer"}
-
-    def __init__(self, worker, **kwargs):
-        super().__init__(worker, **kwargs)
-        self.path = Path(worker.app.conf.hashtale_settings.worker_heartbeat_file)
-        self.tref = None
-
-    def start(self, worker):
-        touch(self.path)
-        self.tref = worker.timer.call_repeatedly(HEARTBEAT_INTERVAL, touch, (self.path,))
-
-    def stop(self, worker):
-        if self.tref is not None:
-            self.tref.cancel()
-            self.tref = None
 
 
 def node_name() -> str:

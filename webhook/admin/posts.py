@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 from flask import abort, flash, g, redirect, render_template, url_for
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 from wtforms.fields.choices import SelectChoice
 
-from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
+from db.reviews import Closeness, Review, ReviewState
 from db.schema import Post
 from review.history import (
-    NotYourReview, ReviewAnswers, ReviewConflict, current_state, parse_tags, reviews_of_post,
+    NotYourReview, ReviewAnswers, ReviewConflict, current_review, current_state, parse_tags, reviews_of_post,
     submit_review,
 )
+from review.queue import next_unreviewed, post_for_review
 from webhook.admin import bp
 from webhook.admin.forms import ReviewForm
 from webhook.admin.heatmap import render_overlay
@@ -24,24 +23,10 @@ PRIVATE_CACHE = "private, max-age=3600"  # seconds; a hashtag's attention never 
 
 
 def _load_post(post_id: int) -> Post:
-    post = db.session.scalar(
-        select(Post).where(Post.id == post_id).options(selectinload(Post.hashtags), selectinload(Post.story))
-    )
+    post = post_for_review(db.session, post_id)
     if post is None:
         abort(404, description=f"no post {post_id}")
     return post
-
-
-def _next_unreviewed(post: Post) -> int | None:
-    """The next post down the queue (newest first) that nobody has reviewed yet."""
-    reviewed = select(ReviewStateChange.post_id)
-    return db.session.scalar(
-        select(Post.id)
-        .where(Post.id.not_in(reviewed), (Post.created_at < post.created_at)
-               | ((Post.created_at == post.created_at) & (Post.id < post.id)))
-        .order_by(Post.created_at.desc(), Post.id.desc())
-        .limit(1)
-    )
 
 
 def _form_for(post: Post, mine: Review | None) -> ReviewForm:
@@ -67,7 +52,7 @@ def _render(post: Post, form: ReviewForm, status: int = 200):
     history = reviews_of_post(db.session, post.id)
     return render_template(
         "admin/post.html", post=post, form=form, history=history,
-        state=current_state(db.session, post.id), next_id=_next_unreviewed(post),
+        state=current_state(db.session, post.id), next_id=next_unreviewed(db.session, post),
         photo_url=post_url("posts.get_image", post.id),
     ), status
 
@@ -75,11 +60,7 @@ def _render(post: Post, form: ReviewForm, status: int = 200):
 @bp.get("/posts/<int:post_id>")
 def post_page(post_id: int):
     post = _load_post(post_id)
-    mine = db.session.scalars(
-        select(Review).where(Review.post_id == post.id, Review.reviewer_id == g.admin.id)
-        .order_by(Review.revision.desc()).limit(1)
-    ).first()
-    return _render(post, _form_for(post, mine))
+    return _render(post, _form_for(post, current_review(db.session, post.id, g.admin.id)))
 
 
 def _answers(post: Post, form: ReviewForm) -> ReviewAnswers:

@@ -28,6 +28,8 @@ class TritonPythonModel:
         apply_torch_threads(config)
         weights = Path(args["model_repository"]) / args["model_version"] / parameter(config, "weights")
         self.encode_chunk = int(parameter(config, "encode_chunk"))
+        self.max_pixels = int(parameter(config, "max_image_pixels"))
+        self.max_side = int(parameter(config, "max_image_side"))
         self.device = instance_device(args, config)
         self.tagger = Tagger.load(weights, device=self.device, precision=parameter(config, "precision"))
         # Kernels for every chunk size now, not in the first requests' latency (the last chunk of a batch is smaller).
@@ -43,7 +45,8 @@ class TritonPythonModel:
             images = pb_utils.get_input_tensor_by_name(request, "IMAGE").as_numpy()  # (B, 1) bytes
             ks = pb_utils.get_input_tensor_by_name(request, "K").as_numpy()  # (B, 1)
             try:
-                tensors = [preprocess(image, size=self.tagger.input_size) for image in images[:, 0]]  # (3, S, S) each
+                tensors = [preprocess(image, self.max_pixels, self.max_side, self.tagger.input_size)
+                           for image in images[:, 0]]  # (3, S, S) each
             except InvalidImage as exc:
                 responses[i] = self.error(INVALID_IMAGE_PREFIX + str(exc), "invalid_image")
                 continue

@@ -1,10 +1,10 @@
-"""Helpers shared by the admin-review tests: real posts (photo file + rows) written the way the pipeline leaves them."""
+"""The admin app in tests (on the test's own `database_url`), and real posts (photo file + rows) written the way the
+pipeline leaves them, admins and their log-in."""
 from __future__ import annotations
 
 import functools
 import hashlib
 import re
-import shutil
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,13 +14,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from db import make_engine, make_session_factory, migrate
 from db.reviews import Admin
 from db.schema import Hashtag, Post, PostStatus, Story
-from tests.scratch_db import scratch_pg_database
 from webhook import create_app
 
 GRID = (7, 7)  # the hashtagger's attention grid
@@ -28,36 +26,6 @@ PASSWORD = "correct horse battery"
 TEST_HASH_ITERATIONS = 1000
 CSRF_INPUT = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="session")
-def migrated_templates(tmp_path_factory):
-    """A migrated SQLite file and a migrated PostgreSQL template database, made once per test session."""
-    sqlite_file = tmp_path_factory.mktemp("admin-template") / "template.sqlite"
-    migrate(f"sqlite:///{sqlite_file}")
-    with scratch_pg_database("hashtale_admin_tpl") as (name, template_url):
-        migrate(template_url)
-        yield sqlite_file, name
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path, migrated_templates):
-    """A migrated, empty database of this test's own (so counts are exact): SQLite, or PostgreSQL."""
-    sqlite_file, template = migrated_templates
-    if request.param == "sqlite":
-        copy = tmp_path / "admin.sqlite"
-        shutil.copyfile(sqlite_file, copy)
-        yield f"sqlite:///{copy}"
-        return
-    with scratch_pg_database("hashtale_admin", template=template) as (_name, url):
-        yield url
-
-
-@pytest.fixture
-def sessions(database_url) -> sessionmaker[Session]:
-    engine = make_engine(database_url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture
@@ -101,7 +69,7 @@ def add_post(
 
 @functools.cache
 def _cheap_hash() -> str:
-    # A real salted hash, with few iterations: scrypt (the default) costs ~0.4 s per log-in on this machine.
+    # A real salted hash, with few iterations: scrypt (the default) is made to be slow, and tests log in often.
     return generate_password_hash(PASSWORD, method=f"pbkdf2:sha256:{TEST_HASH_ITERATIONS}")
 
 

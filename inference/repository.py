@@ -1,4 +1,9 @@
-"""`hashtale export`: put the models' checkpoints where the Triton repository's model.py loads them.
+"""The Triton model repository (triton_repo/): where it is, how its config.pbtxt files are read, and
+`hashtale export`, which puts the models' checkpoints where the repository's model.py files load them.
+
+config.pbtxt is read with the protobuf text parser of Triton's own `ModelConfig` message and turned into the
+dict Triton hands a Python-backend model as `args["model_config"]` (proto field names), so the launcher, the
+export and the model.py files all read a parameter with the one accessor `models.serving.parameter`.
 
 The Python backend runs the same PyTorch code as the in-process backend, so the exported artefact is the
 self-describing checkpoint itself: copied byte for byte (the model version, a hash of the file, is then the
@@ -12,25 +17,39 @@ missing or older than their source checkpoint.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from settings import Settings
+from models.serving import parameter
+from settings import PROJECT_ROOT, Settings
 
-MODEL_VERSION_DIR = "1"
-PARAMETER = r'key:\s*"{key}"\s*value:\s*\{{\s*string_value:\s*"([^"]*)"'  # one entry of config.pbtxt's parameters
+REPOSITORY = PROJECT_ROOT / "triton_repo"
 MODELS = ("hashtagger", "storyteller")
+MODEL_VERSION_DIR = "1"
+CONFIG_FILE = "config.pbtxt"
+
+
+def read_config(path: str | Path) -> dict:
+    """A config.pbtxt file -> the dict Triton passes a Python-backend model as `args["model_config"]`."""
+    from google.protobuf import json_format, text_format
+    from tritonclient.grpc import model_config_pb2
+
+    config = text_format.Parse(Path(path).read_text(), model_config_pb2.ModelConfig())
+    return json_format.MessageToDict(config, preserving_proto_field_name=True)
+
+
+def model_config(repository: str | Path, model: str) -> dict:
+    """`model`'s config.pbtxt in `repository`, as `read_config` returns it."""
+    return read_config(Path(repository) / model / CONFIG_FILE)
 
 
 def config_parameter(repository: str | Path, model: str, key: str) -> str:
     """The string value of parameter `key` in `model`'s config.pbtxt."""
-    config = (Path(repository) / model / "config.pbtxt").read_text()
-    match = re.search(PARAMETER.format(key=re.escape(key)), config)
-    if match is None:
-        raise ValueError(f"{model}/config.pbtxt has no {key!r} parameter")
-    return match.group(1)
+    try:
+        return parameter(model_config(repository, model), key)
+    except KeyError:
+        raise ValueError(f"{model}/{CONFIG_FILE} has no {key!r} parameter") from None
 
 
 def weights_path(repository: str | Path, model: str) -> Path:
@@ -97,9 +116,10 @@ def export_stale(repository: str | Path, settings: Settings | None = None) -> li
     return [export_model(repository, model, settings) for model in MODELS if is_stale(repository, model, settings)]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from inference.tritonserver import REPOSITORY
+# `hashtale export`
 
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repository", default=str(REPOSITORY), help="Triton model repository (default: triton_repo/)")
     parser.add_argument("--hashtagger", help="checkpoint to export (default: HASHTAGGER_CHECKPOINT or the shipped one)")
     parser.add_argument("--storyteller", help="checkpoint to export (default: STORYTELLER_CHECKPOINT or the shipped one)")
