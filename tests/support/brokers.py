@@ -1,4 +1,8 @@
-"""The shared Redis (a Celery broker) and a queue name of each test's own."""
+"""Redis for the tests (a Celery broker) and a queue name of each test's own.
+
+The session starts a redis-server of its own (the binary is all it needs), unless TEST_REDIS_URL names one to use;
+so a test that uses Redis never depends on the machine's server being up. REDIS_URL is the machine's server, for
+the benches."""
 from __future__ import annotations
 
 import os
@@ -10,13 +14,22 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    import redis
+def redis_url(tmp_path_factory):
+    if "TEST_REDIS_URL" in os.environ:
+        import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
-    client.ping()  # fails loudly if Redis is down: .ci/run starts it
-    client.close()
-    return REDIS_URL
+        client = redis.Redis.from_url(REDIS_URL)
+        client.ping()  # fails loudly if the named server is down
+        client.close()
+        yield REDIS_URL
+        return
+    from inference.tritonserver import free_port
+    from tests.support.servers import RedisServer
+
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server.url
+    server.crash()
 
 
 @pytest.fixture

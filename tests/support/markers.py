@@ -1,5 +1,6 @@
 """Each test is marked with the shared servers it needs, from the fixtures and parameters it uses, so a subset runs
-with none: `pytest -m "not postgres and not redis and not slow"`. A test that reaches a server another way (its own
+with none running: `pytest -m "not postgres and not slow"` (a `redis` test talks to the redis-server the session
+starts itself: tests/support/brokers.py). A test that reaches a server another way (its own
 scratch database, say) carries the marker itself."""
 from __future__ import annotations
 
