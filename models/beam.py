@@ -12,6 +12,10 @@ Rules, for every image and every hypothesis:
 they were emitted, each with its probability at the step that emitted it (0..1) and that step's attention,
 keeping only those the model believes in (score >= `min_score`; the first tag always stays, so a post gets
 at least one). The model decides how many by emitting <end>; `max_len` is only the upper bound.
+
+`logit_bias` (V,) is added to every step's logits before the rules apply: the post-hoc logit adjustment
+-tau * log(prior) of Menon et al. (ICLR 2021), which trades the frequent tags' head start for the rare tags'
+recall (see training.logit_adjustment). Scores and probabilities are then those of the adjusted model.
 """
 from __future__ import annotations
 
@@ -42,9 +46,11 @@ class RankedTag:
 
 
 @torch.no_grad()
-def beam_search(model, feats: torch.Tensor, beam_width: int = 5, max_len: int = 5) -> list[list[Hypothesis]]:
+def beam_search(model, feats: torch.Tensor, beam_width: int = 5, max_len: int = 5,
+                logit_bias: torch.Tensor | None = None) -> list[list[Hypothesis]]:
     """feats (B, L, D) -> per image its `beam_width` best finished hypotheses, best first.
-    `model` provides init_state(feats) and step(feats, tokens, state) -> (logits, alpha | None, state)."""
+    `model` provides init_state(feats) and step(feats, tokens, state) -> (logits, alpha | None, state);
+    `logit_bias` (V,) is added to each step's logits."""
     B, L, _ = feats.shape
     W = beam_width
     device = feats.device
@@ -60,6 +66,8 @@ def beam_search(model, feats: torch.Tensor, beam_width: int = 5, max_len: int = 
     alphas = torch.zeros(B * W, 0, L, device=device)  # (B*W, t, L)
     for t in range(max_len + 1):
         logits, alpha, state = model.step(feats_w, tokens, state)  # (B*W, V), (B*W, L) | None
+        if logit_bias is not None:
+            logits = logits + logit_bias.to(logits.device)  # (B*W, V)
         V = logits.size(1)
         if emitted is None:
             emitted = torch.zeros(B * W, V, dtype=torch.bool, device=device)

@@ -51,3 +51,16 @@ def file_version(path: str | Path) -> str:
     """A short, stable version string for a checkpoint file: the first 12 hex digits of its SHA-256."""
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     return digest[:12]
+
+
+def update_model_args(path: str | Path, **changes: Any) -> Path:
+    """Change entries of a checkpoint's model args in place (atomically), the weights untouched (float16 stays
+    float16); an entry set to None is removed."""
+    path = Path(path)
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    args = {**payload["model_args"], **changes}
+    payload["model_args"] = {k: v for k, v in args.items() if v is not None}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+    return path

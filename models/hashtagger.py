@@ -8,10 +8,11 @@ A photo's tags form a set, so the training order is a choice (`tag_order`):
 - "predicted": order-free, the "orderless loss with predicted order" (OLA) of Yazici et al. (CVPR 2020):
   at each step the target is the one of the photo's remaining tags the model itself scores highest.
 Tags already emitted are masked out of each step's softmax, in training as in beam search.
-An optional multi-label head on the mean annotation (`aux_weight` > 0, binary cross-entropy) is an
-auxiliary loss that trains the image features for every tag of a photo at once; with `aux_guide` its logits
-are also added to every step's logits, so the image-level evidence for each tag guides the decoder, which
-then learns what the steps add: the order, when to stop, and what the attended region says."""
+An optional multi-label head on the mean annotation (`aux_weight` > 0; binary cross-entropy, or the asymmetric
+loss with `aux_loss` "asl") is an auxiliary loss that trains the image features for every tag of a photo at
+once; with `aux_guide` its logits are also added to every step's logits, so the image-level evidence for each
+tag guides the decoder, which then learns what the steps add: the order, when to stop, and what the attended
+region says."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,9 +21,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.asymmetric_loss import asymmetric_loss
 from models.vocab import END_ID, PAD_ID, SPECIALS
 
 TAG_ORDERS = ("frequent", "rare", "predicted")
+AUX_LOSSES = ("bce", "asl")  # binary cross-entropy, or the asymmetric loss (models.asymmetric_loss)
 
 
 @dataclass
@@ -38,6 +41,7 @@ class SATConfig:
     tag_order: str = "frequent"  # one of TAG_ORDERS
     aux_weight: float = 0.0  # weight of the auxiliary multi-label loss (0: no auxiliary head)
     aux_guide: bool = False  # add the auxiliary head's logits to every step's logits (needs aux_weight > 0)
+    aux_loss: str = "bce"  # one of AUX_LOSSES
 
 
 class SoftAttention(nn.Module):
@@ -107,7 +111,7 @@ class SATHashtagger(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """feats (B, L, D); targets (B, T) = <start> tags... <end> <pad>... (teacher forcing; the tags in
         any order, `tag_order` reorders them). Returns logits (B, T-1, V) of the steps, and the loss
-        -log P(y|x) + lambda * sum_i (1 - sum_t alpha_ti)^2 [+ aux_weight * BCE] (averaged over the batch)."""
+        -log P(y|x) + lambda * sum_i (1 - sum_t alpha_ti)^2 [+ aux_weight * BCE or ASL] (averaged over the batch)."""
         assert targets is not None, "the decoder trains with teacher forcing; use beam search to decode"
         B, V = targets.size(0), self.config.vocab_size
         real = targets >= len(SPECIALS)  # (B, T) the tags
@@ -144,7 +148,8 @@ class SATHashtagger(nn.Module):
             aux = (guide[0] if guide else self.aux_head(feats.mean(dim=1)))[:, len(SPECIALS):]  # (B, V - specials)
             multi_hot = torch.zeros(B, V, device=feats.device)
             multi_hot[real.nonzero(as_tuple=True)[0], targets[real]] = 1.0
-            loss = loss + self.config.aux_weight * F.binary_cross_entropy_with_logits(aux, multi_hot[:, len(SPECIALS):])
+            aux_loss = asymmetric_loss if self.config.aux_loss == "asl" else F.binary_cross_entropy_with_logits
+            loss = loss + self.config.aux_weight * aux_loss(aux, multi_hot[:, len(SPECIALS):])
         return logits, loss
 
 

@@ -17,6 +17,7 @@ from models.beam import beam_search, emitted_tags
 from models.checkpoint import file_version, load_checkpoint
 from models.encoder import DEFAULT_BACKBONE, BACKBONES, Encoder, EncoderConfig
 from models.hashtagger import SATConfig, SATHashtagger
+from models.logit_adjustment import LogitAdjustment
 from models.multilabel import MultiLabelClassifier, MultiLabelConfig
 from models.show_and_tell import ShowAndTell, ShowTellConfig
 from models.vocab import SPECIALS, Vocab
@@ -72,7 +73,8 @@ def build_model(arch: str, config: dict) -> torch.nn.Module:
 class Tagger:
     def __init__(self, encoder: Encoder, decoder: torch.nn.Module, vocab: Vocab, arch: str, *, name: str,
                  version: str, trained: bool, beam_width: int = DEFAULT_BEAM_WIDTH, max_tags: int = DEFAULT_MAX_TAGS,
-                 min_score: float = DEFAULT_MIN_SCORE, device: str = "cpu", precision: str = "fp32"):
+                 min_score: float = DEFAULT_MIN_SCORE, adjustment: LogitAdjustment | None = None, device: str = "cpu",
+                 precision: str = "fp32"):
         self.encoder = encoder.to(device).eval()
         self.precision = resolve_precision(precision, device)
         self.decoder = decoder.to(device).eval()
@@ -81,6 +83,7 @@ class Tagger:
         self.attention_shape: tuple[int, int] = tuple(encoder.attention_shape)
         self.input_size: int = encoder.input_size  # px, the side of the images `encode` takes
         self.beam_width, self.max_tags, self.min_score, self.device = beam_width, max_tags, min_score, device
+        self.adjustment = adjustment  # post-hoc logit adjustment of every step (models.logit_adjustment), or None
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "cpu", precision: str = "fp32") -> "Tagger":
@@ -98,7 +101,7 @@ class Tagger:
         return cls(encoder, decoder, Vocab(ckpt["vocab"]), args["arch"], name=model_name(args["arch"], encoder.config.backbone),
                    version=file_version(path), trained=True, beam_width=args.get("beam_width", DEFAULT_BEAM_WIDTH),
                    max_tags=args.get("max_tags", DEFAULT_MAX_TAGS), min_score=args.get("min_score", DEFAULT_MIN_SCORE),
-                   device=device, precision=precision)
+                   adjustment=LogitAdjustment.from_args(args.get("logit_adjustment")), device=device, precision=precision)
 
     @classmethod
     def untrained(cls, device: str = "cpu", precision: str = "fp32") -> "Tagger":
@@ -149,8 +152,10 @@ class Tagger:
             return self._decode_multilabel(feats, k)
         # a guided decoder's tags come from the image-level evidence: their heat map is where that evidence lies
         maps = self.decoder.tag_maps(feats) if getattr(self.decoder.config, "aux_guide", False) else None  # (B, L, V)
+        bias = self.adjustment.bias() if self.adjustment is not None else None  # (V,)
         out = []
-        for b, image_hyps in enumerate(beam_search(self.decoder, feats, beam_width=self.beam_width, max_len=k)):
+        for b, image_hyps in enumerate(beam_search(self.decoder, feats, beam_width=self.beam_width, max_len=k,
+                                                   logit_bias=bias)):
             tags = [self._prediction(r.token, r.score, r.attention if maps is None else maps[b, :, r.token].cpu().numpy())
                     for r in emitted_tags(image_hyps[0], self.min_score)]
             out.append(Decoded(tags=tags, sequence=[t.text for t in tags]))

@@ -139,3 +139,28 @@ def test_untrained_tagger_suggests_distinct_tags_on_a_real_photo(coffee_jpeg):
             assert p.attention.sum() == pytest.approx(1.0, abs=1e-5)
     assert [p.text for p in result[0]] == [p.text for p in Tagger.untrained().suggest(
         preprocess(coffee_jpeg, size=tagger.input_size).unsqueeze(0), k=5)[0]], "the untrained fallback is deterministic"
+
+
+def test_logit_bias_is_added_to_every_step_before_the_rules():
+    model = _tiny_sat(3)
+    feats = torch.randn(2, L, D)
+    bias = torch.randn(len(SPECIALS) + N_TAGS)
+
+    class Shifted:  # the same model with the bias inside its logits
+        init_state = staticmethod(model.init_state)
+
+        @staticmethod
+        def step(f, tokens, state):
+            logits, alpha, state = model.step(f, tokens, state)
+            return logits + bias, alpha, state
+
+    got = beam_search(model, feats, beam_width=4, max_len=MAX_LEN, logit_bias=bias)
+    want = beam_search(Shifted, feats, beam_width=4, max_len=MAX_LEN)
+    for g, w in zip(got, want):
+        assert [h.tokens for h in g] == [h.tokens for h in w]
+        assert [h.log_prob for h in g] == pytest.approx([h.log_prob for h in w], abs=1e-5)
+    favoured = len(SPECIALS) + 2
+    forced = torch.zeros(len(SPECIALS) + N_TAGS)
+    forced[favoured] = 50.0
+    for hyps in beam_search(model, feats, beam_width=3, max_len=MAX_LEN, logit_bias=forced):
+        assert hyps[0].tokens[0] == favoured and len(set(hyps[0].tokens)) == len(hyps[0].tokens)

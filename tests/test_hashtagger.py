@@ -222,6 +222,13 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
     assert [h["epoch"] for h in history] == list(range(1, 9))
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
+    # decoding chosen on the run's validation posts travels in the checkpoint (tau 1 alone: no P@1 reference)
+    assert cli.main(["tune-decoding", "--checkpoint", str(shipped), "--store", str(store), "--taus", "1",
+                     "--write"]) == 0
+    adjusted = load_checkpoint(shipped)["model_args"]
+    assert adjusted["logit_adjustment"]["tau"] == 1.0
+    assert len(adjusted["logit_adjustment"]["log_prior"]) == len(load_checkpoint(shipped)["vocab"])
+
     # the exported checkpoint is float16, self-describing, and needs neither the data nor the run
     shutil.rmtree(out)
     shutil.rmtree(store)
@@ -238,6 +245,7 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
         assert 1 <= len(preds) <= len(TINY_TAGS) and len({p.text for p in preds}) == len(preds)
         assert {p.text for p in preds} <= set(TINY_TAGS)
     assert 0.0 <= tagger.min_score < 1.0  # chosen on the validation posts
+    assert tagger.adjustment is not None and tagger.adjustment.tau == 1.0
 
 
 @pytest.mark.slow  # a training run
@@ -299,3 +307,17 @@ def test_precision_auto_resolves_and_unknown_is_refused():
     assert resolve_precision("fp32", "cpu") == "fp32"
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("int4", "cpu")
+
+
+def test_asymmetric_loss_is_bce_without_focusing_and_spares_easy_negatives():
+    from models.asymmetric_loss import asymmetric_loss
+
+    logits, targets = torch.randn(4, 7), (torch.rand(4, 7) > 0.7).float()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    torch.testing.assert_close(asymmetric_loss(logits, targets, gamma_neg=0.0, gamma_pos=0.0, clip=0.0), bce)
+    easy_negative = torch.tensor([[-4.0]])  # p ~ 0.018 < clip: costs nothing
+    assert asymmetric_loss(easy_negative, torch.zeros(1, 1)).item() == 0.0
+    assert asymmetric_loss(torch.tensor([[-4.0]]), torch.ones(1, 1)).item() > 0.0
+    _, bce_loss = _sat(aux_weight=1.0)(torch.randn(B, L, D), _targets())
+    _, asl_loss = _sat(aux_weight=1.0, aux_loss="asl")(torch.randn(B, L, D), _targets())
+    assert torch.isfinite(asl_loss) and torch.isfinite(bce_loss)

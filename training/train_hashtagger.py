@@ -39,7 +39,7 @@ from models.encoder import BACKBONES, DEFAULT_BACKBONE, Encoder, EncoderConfig
 from models.tagger import ARCHS, CHECKPOINT_KIND, DEFAULT_BEAM_WIDTH, DEFAULT_MAX_TAGS, Tagger, build_model, model_name
 from models.vocab import PAD_ID, Vocab
 from settings import PROJECT_ROOT
-from models.hashtagger import TAG_ORDERS
+from models.hashtagger import AUX_LOSSES, TAG_ORDERS
 from training.features import CACHE_TOP_STAGES, DEFAULT_STORE, FeatureStore
 from training.harrison import Example, holdout_split, read_split, write_split
 from training.metrics import annotation_metrics, precision_at_1
@@ -60,9 +60,13 @@ class _Posts(Dataset):
         return len(self.examples)
 
     def __getitem__(self, i: int):
-        ids = self.vocab.encode(self.examples[i].tags)
-        ids = ids[: self.max_tags + 1] + ids[-1:] if len(ids) > self.max_tags + 2 else ids  # keep <end>
-        return self.x[i], ids
+        return self.x[i], target_ids(self.vocab, self.examples[i].tags, self.max_tags)
+
+
+def target_ids(vocab: Vocab, tags: list[str], max_tags: int) -> list[int]:
+    """A post's training targets: <start>, at most `max_tags` tag ids, <end>."""
+    ids = vocab.encode(tags)
+    return ids[: max_tags + 1] + ids[-1:] if len(ids) > max_tags + 2 else ids  # keep <end>
 
 
 def _collate(batch, arch: str, vocab_size: int):
@@ -95,6 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tag-order", default="rare", choices=TAG_ORDERS, help="training order of a photo's tags")
     p.add_argument("--aux-weight", type=float, default=0.0, help="weight of the auxiliary multi-label loss (sat)")
     p.add_argument("--aux-guide", action="store_true", help="add the auxiliary head's logits to every step's (sat)")
+    p.add_argument("--aux-loss", default="bce", choices=AUX_LOSSES, help="loss of the auxiliary multi-label head (sat)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--patience", type=int, default=4, help="epochs without a better validation score before stopping")
     p.add_argument("--batch-size", type=int, default=64)
@@ -120,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     last = out / "last.pt"
     resume = load_checkpoint(last, kind=CHECKPOINT_KIND) if args.resume else None
     if resume is not None:
-        args = argparse.Namespace(**{**resume["extra"]["train_args"], "resume": True, "export": args.export,
+        # settings added since the run started keep their defaults
+        args = argparse.Namespace(**{**vars(args), **resume["extra"]["train_args"], "resume": True, "export": args.export,
                                      "epochs": args.epochs, "workers": args.workers})
     elif args.data is None:
         raise SystemExit("--data is required unless --resume")
@@ -258,7 +264,7 @@ def _model_config(args, vocab_size: int, dim: int, locations: int) -> dict:
     if args.arch == "sat":
         return {**common, "embed_dim": args.embed_dim, "hidden_dim": args.hidden_dim, "attention_dim": args.attention_dim,
                 "alpha_c": args.alpha_c, "tag_order": args.tag_order, "aux_weight": args.aux_weight,
-                "aux_guide": args.aux_guide}
+                "aux_guide": args.aux_guide, "aux_loss": args.aux_loss}
     if args.arch == "show-and-tell":
         if args.tag_order == "predicted":
             raise SystemExit("Show-and-Tell trains with a fixed tag order: --tag-order frequent or rare")
@@ -281,8 +287,17 @@ def _validate(model, encoder, features, vocab, arch, loader, examples, sources, 
         _, loss = model(feats, y)
         total, n = total + loss.item() * len(x), n + len(x)
         decoded += [[(t.text, t.score) for t in d.tags] for d in tagger.decode(feats, model_args["max_tags"])]
-    truth = [e.tags for e in examples]
-    best = None
+    rows = threshold_rows(decoded, [e.tags for e in examples], sources)
+    min_score, row = max(rows, key=lambda r: r[1]["score"])
+    return {"loss": total / max(n, 1), **row}, min_score
+
+
+def threshold_rows(decoded: list[list[tuple[str, float]]], truth: list[list[str]], sources: list[int]
+                   ) -> list[tuple[float, dict[str, float]]]:
+    """The validation figures of decoded sets ((tag, step probability) in emission order) at every candidate
+    `min_score`: per data folder its per-class F1, P@1 and emitted tags per post ("F1/<i>", "P@1/<i>",
+    "tags/<i>"), and the score, the mean of the folders' per-class F1. [(min_score, row)], in MIN_SCORES order."""
+    out = []
     for min_score in MIN_SCORES:
         emitted = [[text for i, (text, score) in enumerate(d) if i == 0 or score >= min_score] for d in decoded]
         row = {}
@@ -291,11 +306,10 @@ def _validate(model, encoder, features, vocab, arch, loader, examples, sources, 
             pred, true = [emitted[i] for i in part], [truth[i] for i in part]
             row[f"F1/{source}"] = annotation_metrics(pred, true)["per-class F1"]
             row[f"P@1/{source}"] = precision_at_1(pred, true)
+            row[f"tags/{source}"] = sum(map(len, pred)) / max(len(pred), 1)
         row["score"] = sum(v for k, v in row.items() if k.startswith("F1/")) / len(set(sources))
-        if best is None or row["score"] > best[0]["score"]:
-            best = (row, min_score)
-    row, min_score = best
-    return {"loss": total / max(n, 1), **row}, min_score
+        out.append((min_score, row))
+    return out
 
 
 def plot_history(history: list[dict], path: Path, title: str) -> None:
@@ -311,7 +325,7 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     ax_loss.set(xlabel="epoch", ylabel="loss", title=f"{title}: loss")
     ax_loss.legend()
     ax_p.plot(epochs, [h["score"] for h in history], marker="o", label="score")
-    for key in sorted(k for k in history[0] if "/" in k):
+    for key in sorted(k for k in history[0] if k.startswith(("F1/", "P@1/"))):
         ax_p.plot(epochs, [h[key] for h in history], marker=".", label=key)
     ax_p.set(xlabel="epoch", ylabel="validation score", title=f"{title}: validation", ylim=(0, 1))
     ax_p.legend()
