@@ -35,11 +35,11 @@ DEFAULT_MAX_TAGS = 5  # most hashtags a decode may emit
 DEFAULT_MIN_SCORE = 0.0  # emitted tags scoring below this are not shown (a checkpoint stores its validated value)
 UNTRAINED_SEED = 0  # the untrained fallback's decoder is the same in every process
 # The encoder's arithmetic (the decoder is always float32). "bf16": autocast to bfloat16 on channels-last
-# activations. On a CPU with native bfloat16 (AVX512-BF16, AMX) the fused Lite0 encoder takes ~12 ms per image
-# alone and 7-10 ms in batches of 8, against float32's ~17 and ~28 (float32 gets SLOWER per image in a batch:
-# its activations leave the cache); held-out P@1 0.882 instead of 0.883 (checkpoints/hashtagger.md). Results do
-# not depend on the batch size. "auto": bf16 where oneDNN reports bfloat16 support (CPU; it does from AVX512 on,
-# emulating it on CPUs without AVX512-BF16 or AMX, where fp32 may be faster: not measured here) or the GPU has it.
+# activations, fast on CPUs with native bfloat16 (AVX512-BF16, AMX); float32 gets slower per image in a batch (its
+# activations leave the cache). bench/encoder.py measures both; checkpoints/hashtagger.md has the figures and the
+# quality of each. Results do not depend on the batch size. "auto": bf16 where oneDNN reports bfloat16 support
+# (CPU; it does from AVX512 on, emulating it on CPUs without AVX512-BF16 or AMX, where fp32 may be faster) or the
+# GPU has it.
 PRECISIONS = ("auto", "fp32", "bf16")
 # The untrained fallback needs some vocabulary: the most frequent HARRISON hashtags.
 UNTRAINED_TAGS = ("love", "friend", "beach", "family", "sea", "food", "sky", "dog", "cat", "flower",
