@@ -44,3 +44,5 @@ def test_story_quality_checks():
     assert not story_quality.starts_mid_word("“Humph,” said the Fox.")
     assert story_quality.ends_at_sentence_end("He ran.”") and not story_quality.ends_at_sentence_end("He ran...x")
     assert not story_quality.ends_at_sentence_end("the land of the ground so...")
+    assert story_quality.ends_at_sentence_end("“It is mine,” said the Fox. “Go home.”")  # curly quotes close dialogue
+    assert story_quality.ends_at_sentence_end("He ran away!’ ") and not story_quality.ends_at_sentence_end("“Go,” he")
