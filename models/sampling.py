@@ -20,12 +20,14 @@ from dataclasses import dataclass
 import torch
 
 from models.chars import FRAMING_CHARS, CharVocab, clean_tag, prompt_for
-from models.sentences import SENTENCE_START_CHARS, sentence_ends
+from models.sentences import END_MARKS, SENTENCE_START_CHARS, sentence_ends
 from models.steering import MentionSteer, SteerConfig
 from models.storyteller import NO_TAG, StepCell, Storyteller
 
 OVERRUN_FRACTION = 0.6  # may write up to 60% past the requested length looking for a sentence end
 MIN_OVERRUN = 40  # characters, so short stories also get room to finish a sentence
+CLOSE_AFTER_FRACTION = 0.25  # past 125% of the length with no sentence end yet...
+CLOSE_BONUS = 2.0  # ...nats added to the end marks . ! ?, so the model closes its sentence (the text stays its own)
 CHECK_EVERY = 32  # characters between checks for finished rows
 ELLIPSIS = "..."  # closes a story that never reached a sentence end at all (practically unreachable)
 
@@ -109,6 +111,7 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
     device = model.lm_head.weight.device  # noise is drawn on the CPU (the same on every device), then moved
     vocab_size = len(vocab)
     limits = [max_story_chars(s.length) for s in specs]
+    close_from = torch.tensor([int(s.length * (1 + CLOSE_AFTER_FRACTION)) for s in specs])  # (B,) characters
     steps = max(limits)
     greedy = [s.temperature <= 0 or s.top_k == 1 for s in specs]
     kth = torch.tensor([[0 if g else (s.top_k if 0 < s.top_k < vocab_size else vocab_size) - 1]
@@ -121,6 +124,9 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
     first_ban = torch.full((vocab_size,), float("-inf"), dtype=torch.float64)  # (V,)
     first_ban[vocab.ids_of(SENTENCE_START_CHARS)] = 0.0  # a story never starts mid-word
     first_ban = first_ban.to(device)
+    end_bonus = torch.zeros(vocab_size, dtype=torch.float64)  # (V,)
+    end_bonus[vocab.ids_of(END_MARKS)] = CLOSE_BONUS
+    end_bonus = end_bonus.to(device)
     noise = torch.zeros(steps, len(specs), vocab_size, dtype=torch.float64)  # (steps, B, V)
     for row, (spec, limit) in enumerate(zip(specs, limits)):
         noise[:limit, row] = gumbel_noise(spec, limit, vocab_size)
@@ -149,6 +155,8 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
     stories: list[str | None] = [None] * len(specs)
     for t in range(steps):
         bias = ban + first_ban if t == 0 else ban  # (V,)
+        if bool((close_from <= t).any()):  # a row this long has not stopped: no sentence end closer to its length yet
+            bias = bias + (close_from <= t)[:, None].to(device) * end_bonus  # (b, V)
         bonus = steer.bonus(active, vocab_size) if steer is not None else None  # (b, V) or None
         if bonus is not None:
             bias = bias + bonus.to(device)
@@ -172,6 +180,7 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
                 sel = torch.tensor(keep, device=device)
                 active = [active[j] for j in keep]
                 ids, kth, inv_temperature = ids[sel], kth[sel], inv_temperature[sel]
+                close_from = close_from[sel.cpu()]
                 noise = noise[:, sel]
                 state = tuple(s[sel] for s in state)
         logits, state = step_fn(ids, state)  # (b, V)

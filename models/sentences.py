@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import string
 
+END_MARKS = ".!?"
 CLOSERS = "\"'”’)]"  # may follow the end mark: `He ran.”` ends after the quote
 SENTENCE_START_CHARS = string.ascii_uppercase + "“‘\"'"  # a capital or an opening quote
 

@@ -17,6 +17,7 @@ split.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -28,6 +29,7 @@ import torch
 from models.chars import CharVocab
 from models.image import preprocess
 from models.sampling import StorySpec
+from models.steering import SteerConfig
 from models.storyteller import IGNORE_INDEX, Storyteller
 from models.writer import StoryWriter
 from training import judge, story_quality
@@ -183,6 +185,16 @@ def print_context_table(results: dict[str, dict]) -> None:
                   + f" | {r[which]['mean_chars']:.0f} |")
 
 
+def steer_config(overrides: list[str]) -> SteerConfig:
+    """The service's SteerConfig with `FIELD=VALUE` overrides, each converted to its field's type."""
+    config = SteerConfig()
+    for item in overrides:
+        field, value = item.split("=", 1)
+        default = getattr(config, field)  # AttributeError names an unknown field
+        config = dataclasses.replace(config, **{field: float(value) if default is None else type(default)(value)})
+    return config
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="storyteller checkpoint (default: the shipped one)")
     parser.add_argument("--corpus", action="append", default=[], metavar="KIND:PATH",
@@ -208,6 +220,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--context: the training corpus whose words count as words")
     parser.add_argument("--out", default=None, help="--context: write each split's posts, tags and stories here (JSONL)")
     parser.add_argument("--no-steer", action="store_true", help="sample without mention steering (an ablation)")
+    parser.add_argument("--steer", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a models.steering.SteerConfig field (tuning), e.g. --steer start_bonus=1")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
 
 
@@ -217,6 +231,7 @@ def run(args) -> int:
     writer = StoryWriter.load(args.checkpoint)
     if args.no_steer:
         writer.tag_words = None
+    writer.steering = steer_config(args.steer)
     print(f"model {writer.name} version {writer.version} trained={writer.trained} params={writer.model.num_params():,} "
           f"vocab={len(writer.vocab)} hashtags={len(writer.tags)} condition={writer.model.config.condition} "
           f"steering={writer.steering if writer.tag_words is not None else 'off'}")
