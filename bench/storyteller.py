@@ -59,7 +59,7 @@ def measure(writer: StoryWriter, step, steer: bool, batch: int, length: int, rep
     for _ in range(repeats):
         wall, cpu = time.perf_counter(), time.process_time()
         stories = generate(writer.model, writer.vocab, specs, writer.tag_index, step=step,
-                           tag_words=writer.tag_words if steer else None)
+                           tag_words=writer.tag_words if steer else None, steering=writer.steering)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         chars = sum(map(len, stories))
         best_wall, best_cpu = max(best_wall, chars / wall), max(best_cpu, chars / cpu)

@@ -15,26 +15,21 @@ Guarantee: a story depends only on its own `StorySpec` (and the model), not on w
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-
-import string
 
 import torch
 
 from models.chars import FRAMING_CHARS, CharVocab, clean_tag, prompt_for
-from models.steering import MentionSteer
+from models.sentences import END_MARKS, SENTENCE_START_CHARS, sentence_ends
+from models.steering import MentionSteer, SteerConfig
 from models.storyteller import NO_TAG, StepCell, Storyteller
 
-OVERRUN_FRACTION = 0.25  # may write up to 25% past the requested length looking for a sentence end
+OVERRUN_FRACTION = 0.6  # may write up to 60% past the requested length looking for a sentence end
 MIN_OVERRUN = 40  # characters, so short stories also get room to finish a sentence
-MIN_LENGTH_FRACTION = 0.5  # a sentence end earlier than half the length is too short to stop at
+CLOSE_AFTER_FRACTION = 0.25  # past 125% of the length with no sentence end yet...
+CLOSE_BONUS = 2.0  # ...nats added to the end marks . ! ?, so the model closes its sentence (the text stays its own)
 CHECK_EVERY = 32  # characters between checks for finished rows
-ELLIPSIS = "..."  # closes a story that never reached a sentence end
-FIRST_CHARS = string.ascii_uppercase + "“‘\"'"  # a story's first character: a sentence starts here, not a word's middle
-
-# A sentence ends at . ! or ?, possibly followed by closing quotes/brackets, then whitespace.
-SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s)")
+ELLIPSIS = "..."  # closes a story that never reached a sentence end at all (practically unreachable)
 
 
 @dataclass(frozen=True)
@@ -53,11 +48,12 @@ def max_story_chars(length: int) -> int:
 def story_end(text: str, length: int) -> str | None:
     """The finished story if `text` (generated so far) already decides it, else None.
 
-    Stops at the sentence end closest to `length`: the decision is made at the first sentence end at or past
-    `length` (or at `max_story_chars`), so it depends only on the text up to that point.
+    Stops at the sentence end (models.sentences) closest to `length`: the decision is made at the first sentence end
+    at or past `length`, so it depends only on the text up to that point. With none by `max_story_chars` the story
+    ends at its last sentence end before; only a text with no sentence end at all is cut after a word, with "...".
     """
     limit = max_story_chars(length)
-    ends = [m.end() for m in SENTENCE_END.finditer(text[:limit])]
+    ends = sentence_ends(text[:limit])
     after = [e for e in ends if e >= length]
     before = [e for e in ends if e < length]
     if after:
@@ -67,7 +63,7 @@ def story_end(text: str, length: int) -> str | None:
         return text[:cut].strip()
     if len(text) < limit:
         return None
-    if before and before[-1] >= length * MIN_LENGTH_FRACTION:
+    if before:
         return text[: before[-1]].strip()
     head = text[:length]
     if " " in head.strip():
@@ -101,11 +97,13 @@ def tag_ids(specs: list[StorySpec], tag_index: dict[str, int]) -> torch.Tensor:
 
 @torch.inference_mode()
 def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_index: dict[str, int] | None = None,
-             step=StepCell, tag_words: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+             step=StepCell, tag_words: dict[str, tuple[str, ...]] | None = None,
+             steering: SteerConfig = SteerConfig()) -> list[str]:
     """Write one story per spec, all rows advancing together one character per step.
 
     `tag_index` maps the model's hashtags to ids (None: no hashtag is known to the model).
-    `tag_words`: the words that name each hashtag, for mention steering (models.steering); None: no steering.
+    `tag_words`: the words that name each hashtag, for mention steering (models.steering, `steering` says how
+    strongly); None: no steering.
     `step(model)` builds the per-character function (bench/storyteller.py compares variants)."""
     if not specs:
         return []
@@ -113,6 +111,7 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
     device = model.lm_head.weight.device  # noise is drawn on the CPU (the same on every device), then moved
     vocab_size = len(vocab)
     limits = [max_story_chars(s.length) for s in specs]
+    close_from = torch.tensor([int(s.length * (1 + CLOSE_AFTER_FRACTION)) for s in specs])  # (B,) characters
     steps = max(limits)
     greedy = [s.temperature <= 0 or s.top_k == 1 for s in specs]
     kth = torch.tensor([[0 if g else (s.top_k if 0 < s.top_k < vocab_size else vocab_size) - 1]
@@ -123,8 +122,11 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
     ban[[0] + vocab.ids_of(FRAMING_CHARS)] = float("-inf")  # <unk> and the framing never appear in a story
     ban = ban.to(device)
     first_ban = torch.full((vocab_size,), float("-inf"), dtype=torch.float64)  # (V,)
-    first_ban[vocab.ids_of(FIRST_CHARS)] = 0.0
+    first_ban[vocab.ids_of(SENTENCE_START_CHARS)] = 0.0  # a story never starts mid-word
     first_ban = first_ban.to(device)
+    end_bonus = torch.zeros(vocab_size, dtype=torch.float64)  # (V,)
+    end_bonus[vocab.ids_of(END_MARKS)] = CLOSE_BONUS
+    end_bonus = end_bonus.to(device)
     noise = torch.zeros(steps, len(specs), vocab_size, dtype=torch.float64)  # (steps, B, V)
     for row, (spec, limit) in enumerate(zip(specs, limits)):
         noise[:limit, row] = gumbel_noise(spec, limit, vocab_size)
@@ -146,13 +148,15 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
         logits = torch.where(live, new_logits, logits)  # (B, V)
         state = tuple(torch.where(live, new, old) for new, old in zip(new_state, state))
 
-    steer = MentionSteer([s.hashtags for s in specs], tag_words, vocab) if tag_words is not None else None
+    steer = MentionSteer([s.hashtags for s in specs], tag_words, vocab, steering) if tag_words is not None else None
     active = list(range(len(specs)))  # rows still writing
     written: list[list[int]] = [[] for _ in specs]
     pending: list[torch.Tensor] = []  # ids (b,) of the steps since the last check
     stories: list[str | None] = [None] * len(specs)
     for t in range(steps):
         bias = ban + first_ban if t == 0 else ban  # (V,)
+        if bool((close_from <= t).any()):  # a row this long has not stopped: no sentence end closer to its length yet
+            bias = bias + (close_from <= t)[:, None].to(device) * end_bonus  # (b, V)
         bonus = steer.bonus(active, vocab_size) if steer is not None else None  # (b, V) or None
         if bonus is not None:
             bias = bias + bonus.to(device)
@@ -176,6 +180,7 @@ def generate(model: Storyteller, vocab: CharVocab, specs: list[StorySpec], tag_i
                 sel = torch.tensor(keep, device=device)
                 active = [active[j] for j in keep]
                 ids, kth, inv_temperature = ids[sel], kth[sel], inv_temperature[sel]
+                close_from = close_from[sel.cpu()]
                 noise = noise[:, sel]
                 state = tuple(s[sel] for s in state)
         logits, state = step_fn(ids, state)  # (b, V)

@@ -8,6 +8,7 @@ import torch
 from models.chars import CharVocab
 from models.checkpoint import file_version, load_checkpoint
 from models.sampling import StorySpec, generate
+from models.steering import SteerConfig
 from models.storyteller import Storyteller, StorytellerConfig
 
 CHECKPOINT_KIND = "storyteller"
@@ -30,6 +31,7 @@ class StoryWriter:
         self.tags = list(tags)  # the hashtags the model is conditioned on; others only prime it
         self.tag_index = tag_index_of(self.tags)
         self.tag_words = tag_words  # hashtag -> words naming it, for mention steering; None: no steering
+        self.steering = SteerConfig()  # how strongly and toward how many words (models.steering)
         self.name = MODEL_NAME
         self.version = version
         self.trained = trained
@@ -53,7 +55,8 @@ class StoryWriter:
 
     def write(self, requests: list[StorySpec]) -> list[str]:
         """One story per request, in order; each depends only on its own spec (see models.sampling)."""
-        return generate(self.model, self.vocab, requests, self.tag_index, tag_words=self.tag_words)
+        return generate(self.model, self.vocab, requests, self.tag_index, tag_words=self.tag_words,
+                        steering=self.steering)
 
 
 __all__ = ["StorySpec", "StoryWriter"]

@@ -45,3 +45,15 @@ def test_story_quality_checks():
     assert not story_quality.starts_mid_word("“Humph,” said the Fox.")
     assert story_quality.ends_at_sentence_end("He ran.”") and not story_quality.ends_at_sentence_end("He ran...x")
     assert not story_quality.ends_at_sentence_end("the land of the ground so...")
+    assert story_quality.ends_at_sentence_end("“It is mine,” said the Fox. “Go home.”")  # curly quotes close dialogue
+    assert story_quality.ends_at_sentence_end("He ran away!’ ") and not story_quality.ends_at_sentence_end("“Go,” he")
+
+
+def test_steering_overrides_for_tuning():
+    from training.evaluate_storyteller import steer_config
+
+    config = steer_config(["start_bonus=1", "min_gap=0", "opening_bonus=3"])
+    assert (config.start_bonus, config.min_gap, config.opening_bonus) == (1.0, 0, 3.0)
+    assert isinstance(config.min_gap, int) and steer_config([]) == type(config)()
+    with pytest.raises(AttributeError):
+        steer_config(["no_such_field=1"])

@@ -7,6 +7,7 @@ import random
 import pytest
 
 from models.chars import CharVocab, prompt_for
+from models.sentences import ends_at_sentence_end
 from models.storyteller import IGNORE_INDEX, NO_TAG
 from models.writer import tag_index_of
 from tests.support.data import SHARED_DATASETS
@@ -51,6 +52,10 @@ def test_passages_cut_at_paragraph_and_sentence_ends():
     for p in passages:
         assert p.text[0].isupper() and p.text.endswith(".")
         assert MIN_PASSAGE_CHARS <= len(p.text) <= PASSAGE_CHARS + MAX_PASSAGE_CHARS
+    dialogue = "“Go to the sea,” said the Fox. “It is wide!” The Crow flew off... and came back. " * 12
+    passages = cut_passages(Story("t", dialogue.strip(), "g"))  # one long paragraph of dialogue
+    assert len(passages) >= 2
+    assert all(p.text.startswith("“") and ends_at_sentence_end(p.text) for p in passages)  # never after "off..."
 
 
 def test_story_corpus_passages_and_tags(lexicon):

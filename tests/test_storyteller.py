@@ -10,10 +10,12 @@ import torch
 from cli import main
 from models.chars import CharVocab, clean_tag, prompt_for
 from models.checkpoint import load_checkpoint
+from models.sentences import ends_at_sentence_end
 from models.sampling import StorySpec
 from models.storyteller import CONDITIONS, IGNORE_INDEX, NO_TAG, StepCell, Storyteller, StorytellerConfig
 from models.writer import CHECKPOINT_KIND, StoryWriter
 from tests.support.data import SHARED_DATASETS
+from training.story_quality import starts_mid_word, words
 
 AESOP = SHARED_DATASETS / "aesop" / "aesop_for_children.json"
 N_FABLES = 40  # a small real corpus for the tiny training run
@@ -71,6 +73,18 @@ def test_vocabulary_maps_any_hashtag():
     assert prompt_for(["#Sunset2024", "", "beach"]) == "#sunset2024 #beach\n" and prompt_for([]) == "\n"
     assert vocab.encode("é") == [0] and vocab.decode([0, vocab.index["A"]]) == "A"
     assert clean_tag("  #Sea Side\n") == "seaside"
+
+
+def test_shipped_stories_name_their_subject_in_several_words_once_each_and_end_at_a_sentence_end():
+    writer = StoryWriter.load()  # the shipped checkpoint and the service's steering
+    assert writer.trained
+    naming = set(writer.tag_words["ocean"])  # ocean, sea, waves
+    stories = writer.write([StorySpec(("#ocean",), 500, 0.6, 20, seed) for seed in range(6)])
+    named = [[w for w in words(story) if w in naming or w.rstrip("s") in naming] for story in stories]
+    for story, names in zip(stories, named):
+        assert ends_at_sentence_end(story) and not starts_mid_word(story), story
+        assert len(names) <= 2 * len(naming), story  # steered once each (the model may add one of its own)
+    assert sum(len(set(names)) >= 2 for names in named) >= 4  # most name the subject in two words or more
 
 
 @pytest.fixture(scope="module")

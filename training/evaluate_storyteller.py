@@ -10,11 +10,14 @@ another passage's: the gap is what the model takes from the tag set.
 `--context`: for each post of a HARRISON-format split, predict its hashtags with the hashtagger, write its story from
 that set, and judge it (training.judge): retrieval accuracy among 5 candidate sets (chance 20%), mention rate, and the
 same figures for a control whose stories were written from another post's set; plus non-word share, distinct word
-3-grams, stories starting mid-word or ending mid-sentence.
+3-grams, tag-word share, stories starting mid-word or not ending at a sentence end (models.sentences).
+`--train-part` judges posts of a HARRISON folder's training part (what --holdout leaves): tune there, never on a test
+split.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import random
@@ -26,6 +29,7 @@ import torch
 from models.chars import CharVocab
 from models.image import preprocess
 from models.sampling import StorySpec
+from models.steering import SteerConfig
 from models.storyteller import IGNORE_INDEX, Storyteller
 from models.writer import StoryWriter
 from training import judge, story_quality
@@ -153,17 +157,19 @@ def context_evaluation(name: str, examples: list[Example], predicted: list[tuple
     control = write_stories(writer, [predicted[j] for j in source], seeds)  # same seeds, another post's set
     candidates = judge.distractors(predicted, JUDGE_SEED)
     set_vectors = judge.embed(judge_model, [judge.tag_set_text(t) for t in predicted])
-    own = story_figures(stories, predicted, judge.retrieval_hits(judge.embed(judge_model, stories), set_vectors,
-                                                                 candidates), lexicon, vocabulary)
-    shuffled = story_figures(control, predicted, judge.retrieval_hits(judge.embed(judge_model, control), set_vectors,
-                                                                       candidates), lexicon, vocabulary)
+    hits = judge.retrieval_hits(judge.embed(judge_model, stories), set_vectors, candidates)
+    control_hits = judge.retrieval_hits(judge.embed(judge_model, control), set_vectors, candidates)
+    own = story_figures(stories, predicted, hits, lexicon, vocabulary)
+    shuffled = story_figures(control, predicted, control_hits, lexicon, vocabulary)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:
             for i, e in enumerate(examples):
                 f.write(json.dumps({"image": str(e.image), "true": e.tags, "predicted": predicted[i],
-                                    "story": stories[i], "control_from": list(predicted[source[i]]),
-                                    "control": control[i]}, ensure_ascii=False) + "\n")
+                                    "story": stories[i], "hit": hits[i],
+                                    "candidates": [list(predicted[j]) for j in candidates[i]],
+                                    "control_from": list(predicted[source[i]]), "control": control[i],
+                                    "control_hit": control_hits[i]}, ensure_ascii=False) + "\n")
     print(f"{name}: {len(examples)} posts, {time.perf_counter() - start:.0f} s", flush=True)
     return {"posts": len(examples), "own": own, "shuffled": shuffled}
 
@@ -177,6 +183,16 @@ def print_context_table(results: dict[str, dict]) -> None:
         for which, label in (("own", "predicted tags"), ("shuffled", "shuffled tags (control)")):
             print(f"| {name} | {label} | {r['posts']} | " + " | ".join(f"{r[which][k]:.3f}" for k in keys[:-1])
                   + f" | {r[which]['mean_chars']:.0f} |")
+
+
+def steer_config(overrides: list[str]) -> SteerConfig:
+    """The service's SteerConfig with `FIELD=VALUE` overrides, each converted to its field's type."""
+    config = SteerConfig()
+    for item in overrides:
+        field, value = item.split("=", 1)
+        default = getattr(config, field)  # AttributeError names an unknown field
+        config = dataclasses.replace(config, **{field: float(value) if default is None else type(default)(value)})
+    return config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,15 +209,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", action="append", default=[], help="--context: a HARRISON-format split, every post")
     parser.add_argument("--holdout", action="append", default=[],
                         help=f"--context: a HARRISON-format folder, its {HOLDOUT_FRACTION:.0%} holdout (seed {HOLDOUT_SEED})")
+    parser.add_argument("--train-part", action="append", default=[],
+                        help="--context: a HARRISON-format folder, the training part that --holdout leaves (for tuning)")
     parser.add_argument("--limit", type=int, default=0, help="--context: at most this many posts per split, evenly spaced (0: all)")
     parser.add_argument("--hashtagger", default=None, help="--context: hashtagger checkpoint (default: the shipped one)")
-    parser.add_argument("--tag-sets", default=None,
-                        help="--context: predicted hashtags from a file instead (JSON lines: image, predicted), e.g. "
-                             "written by another hashtagger's code")
+    parser.add_argument("--tag-sets", action="append", default=[],
+                        help="--context: predicted hashtags from files instead (JSON lines: image, predicted), e.g. "
+                             "an earlier run's --out files or another hashtagger's code")
     parser.add_argument("--vocabulary-corpus", default=f"stories:{DATASETS / 'stories'}",
                         help="--context: the training corpus whose words count as words")
     parser.add_argument("--out", default=None, help="--context: write each split's posts, tags and stories here (JSONL)")
     parser.add_argument("--no-steer", action="store_true", help="sample without mention steering (an ablation)")
+    parser.add_argument("--steer", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a models.steering.SteerConfig field (tuning), e.g. --steer start_bonus=1")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
 
 
@@ -211,9 +231,10 @@ def run(args) -> int:
     writer = StoryWriter.load(args.checkpoint)
     if args.no_steer:
         writer.tag_words = None
+    writer.steering = steer_config(args.steer)
     print(f"model {writer.name} version {writer.version} trained={writer.trained} params={writer.model.num_params():,} "
           f"vocab={len(writer.vocab)} hashtags={len(writer.tags)} condition={writer.model.config.condition} "
-          f"steering={'on' if writer.tag_words is not None else 'off'}")
+          f"steering={writer.steering if writer.tag_words is not None else 'off'}")
     lexicon = TagLexicon(load_tag_vocabulary(args.tag_files))
     for spec in args.corpus:
         passages = load_corpus(spec, lexicon)
@@ -232,10 +253,11 @@ def run(args) -> int:
     if args.context:
         if args.tag_sets:
             given = {}
-            for line in Path(args.tag_sets).read_text(encoding="utf-8").splitlines():
-                record = json.loads(line)
-                given[record["image"]] = tuple(record["predicted"])
-            print(f"hashtags predicted beforehand: {args.tag_sets} ({len(given)} photos)")
+            for path in args.tag_sets:
+                for line in Path(path).read_text(encoding="utf-8").splitlines():
+                    record = json.loads(line)
+                    given[record["image"]] = tuple(record["predicted"])
+            print(f"hashtags predicted beforehand: {' '.join(args.tag_sets)} ({len(given)} photos)")
         else:
             from models.tagger import Tagger
 
@@ -246,6 +268,8 @@ def run(args) -> int:
         splits = [(Path(d).name, read_split(d)) for d in args.data]
         splits += [(f"{Path(d).name}-holdout", holdout_split(read_split(d), HOLDOUT_FRACTION, HOLDOUT_SEED)[1])
                    for d in args.holdout]
+        splits += [(f"{Path(d).name}-train", holdout_split(read_split(d), HOLDOUT_FRACTION, HOLDOUT_SEED)[0])
+                   for d in args.train_part]
         results = {}
         for name, examples in splits:
             if args.limit and len(examples) > args.limit:  # evenly spaced: the lists are often grouped by subject

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from models.chars import CharVocab, clean_story, format_document, prompt_for
+from models.sentences import sentence_ends
 from models.storyteller import IGNORE_INDEX, NO_TAG
 from training.lexicon import TagLexicon
 
@@ -30,7 +31,6 @@ MIN_PASSAGE_CHARS = 150  # a shorter tail joins the passage before it
 MAX_TAGS = 5  # hashtags per training passage, as many as the hashtagger suggests
 TOP_TAGS = 8  # training tag sets are drawn from a passage's most often named hashtags
 NOT_STORIES = ("short history",)  # essay records in the corpus (lower-case title fragments)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'”’)\]])\s+")  # after a sentence end (and closing quotes)
 _TITLE_WORD = re.compile(r"[a-z]+")
 _TITLE_STOPWORDS = frozenset("the a an and of his her their its to in".split())
 
@@ -81,7 +81,8 @@ def _pieces(paragraph: str) -> list[str]:
     """A paragraph, or its sentences when it is too long to be one passage."""
     if len(paragraph) <= MAX_PASSAGE_CHARS:
         return [paragraph]
-    return [s for s in _SENTENCE.split(paragraph) if s]
+    cuts = [0] + sentence_ends(paragraph) + [len(paragraph)]
+    return [s for a, b in zip(cuts, cuts[1:]) if (s := paragraph[a:b].strip())]
 
 
 def cut_passages(story: Story) -> list[Story]:

@@ -1,7 +1,10 @@
-"""Does a generated story read as text? Word-level checks against the training corpus's vocabulary."""
+"""Does a generated story read as text? Word-level checks against the training corpus's vocabulary, and whether it
+starts and ends where a sentence does."""
 from __future__ import annotations
 
 import re
+
+from models.sentences import ends_at_sentence_end  # the sampler's definition, so the two cannot disagree
 
 _WORD = re.compile(r"[a-z]+(?:['’][a-z]+)*")
 NGRAM = 3
@@ -33,11 +36,3 @@ def starts_mid_word(text: str) -> bool:
     (e.g. "tiful connime." or "s was the Ass")."""
     first = text.lstrip()[:1]
     return not first or first.islower()
-
-
-def ends_at_sentence_end(text: str) -> bool:
-    """Ends with . ! or ? (and closing quotes), not with the sampler's "..." after a cut word ("so...")."""
-    text = text.strip()
-    if re.search(r"\w\.\.\.$", text):
-        return False
-    return bool(re.search(r"[.!?][\"'”’)\]]*$", text))
