@@ -68,3 +68,13 @@ def test_triton_batched_calls_give_each_item_its_own_outcome():
     finally:
         backend.close()
     assert len(outcomes) == 3 and all(isinstance(o, InferenceUnavailable) for o in outcomes)
+
+
+def test_a_post_is_gathered_once_per_batched_stage_and_the_stages_share_the_wait():
+    import worker.tasks  # noqa: F401  (registers the tasks, as the worker does)
+    from worker.batching import BATCHED_STAGES, STRATEGY
+    from worker.celery_app import celery
+
+    gathering = [name for name, task in celery.tasks.items() if getattr(task, "Strategy", None) == STRATEGY]
+    assert sorted(gathering) == ["worker.tasks.suggest_hashtags", "worker.tasks.write_story"]
+    assert len(gathering) == BATCHED_STAGES  # so a lone post waits BATCH_WAIT_MS at most in all

@@ -15,8 +15,9 @@ Not celery-batches (0.11, the maintained successor of celery.contrib.batches), f
 So this module, in two halves:
 - The worker's main process (the consumer): the tasks' Strategy is Celery's default one, except that a request it
   would send to the pool joins its task's open Batch instead. A batch goes to the pool when it holds BATCH_SIZE
-  requests, or BATCH_WAIT_MS after its first request came (a lone post waits that long at most: the wait is the
-  `hashtale_batch_wait_seconds` metric). With an event loop (Redis) a batch still takes requests in while it waits
+  requests, or a stage's share of BATCH_WAIT_MS after its first request came: a post passes BATCHED_STAGES
+  gathers, which split BATCH_WAIT_MS between them, so a lone post is held BATCH_WAIT_MS at most in all (each wait
+  is the `hashtale_batch_wait_seconds` metric). With an event loop (Redis) a batch still takes requests in while it waits
   for a free pool process, up to BATCH_SIZE; without one (kombu's SQLite broker) Celery's pool takes a job's
   arguments as it is handed over, so a batch holds what came within BATCH_WAIT_MS. Acknowledged-late messages count
   against the prefetch window, so the worker reserves BATCH_SIZE messages per pool process
@@ -50,6 +51,7 @@ from monitoring.metrics import BATCH_WAIT
 BatchCall = Callable[[list[Any]], list[Any]]  # inputs -> per input, in order, its result or its own Exception
 
 STRATEGY = "worker.batching:strategy"  # the tasks' Celery Strategy (a name: Celery imports it in the worker)
+BATCHED_STAGES = 2  # the tasks whose Strategy is STRATEGY (tag, write): a post waits for a batch once in each
 _job = threading.local()  # .gathering: the Gathering of the batch job this thread runs a request of
 
 
@@ -275,5 +277,6 @@ def strategy(task, app, consumer, **kwargs):
     settings = app.conf.hashtale_settings
     if settings.batch_size <= 1:
         return default_strategy(task, app, consumer, **kwargs)
-    gatherer = Gatherer(task.name, consumer, settings.batch_size, settings.batch_wait_ms / 1000)
+    stage_wait = settings.batch_wait_ms / 1000 / BATCHED_STAGES  # seconds
+    gatherer = Gatherer(task.name, consumer, settings.batch_size, stage_wait)
     return default_strategy(task, app, _Redirected(consumer, gatherer.add), **kwargs)
