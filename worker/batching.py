@@ -17,9 +17,9 @@ So this module, in two halves:
   would send to the pool joins its task's open Batch instead. A batch goes to the pool when it holds BATCH_SIZE
   requests, or a stage's share of BATCH_WAIT_MS after its first request came: a post passes BATCHED_STAGES
   gathers, which split BATCH_WAIT_MS between them, so a lone post is held BATCH_WAIT_MS at most in all (each wait
-  is the `hashtale_batch_wait_seconds` metric). With an event loop (Redis) a batch still takes requests in while it waits
-  for a free pool process, up to BATCH_SIZE; without one (kombu's SQLite broker) Celery's pool takes a job's
-  arguments as it is handed over, so a batch holds what came within BATCH_WAIT_MS. Acknowledged-late messages count
+  is the `hashtale_batch_wait_seconds` metric). With an event loop (Redis) a batch still takes requests in while it
+  waits for a free pool process, up to BATCH_SIZE; without one (kombu's SQLite broker) Celery's pool takes a job's
+  arguments as it is handed over, so a batch holds what came within its stage's wait. Acknowledged-late messages count
   against the prefetch window, so the worker reserves BATCH_SIZE messages per pool process
   (worker_prefetch_multiplier, worker/celery_app.py).
 - A pool process runs a batch as one job: each request's task runs through Celery's own tracer in a thread of its

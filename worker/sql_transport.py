@@ -16,9 +16,10 @@ from __future__ import annotations
 from kombu.transport import TRANSPORT_ALIASES, sqlalchemy
 from sqlalchemy import event
 
+from db.session import SQLITE_BUSY_TIMEOUT_MS  # the webhook, the beat and the worker publish and fetch on one file
+
 SCHEMES = ("sqla", "sqlalchemy")
 POLLING_INTERVAL = 0.05  # seconds between polls of an empty queue
-BUSY_TIMEOUT_MS = 30_000  # the webhook's threads, the beat and the worker publish and fetch on one file
 
 
 class Channel(sqlalchemy.Channel):
@@ -38,7 +39,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
 
 
