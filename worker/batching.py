@@ -17,11 +17,11 @@ So this module, in two halves:
   would send to the pool joins its task's open Batch instead. A batch goes to the pool when it holds BATCH_SIZE
   requests, or a stage's share of BATCH_WAIT_MS after its first request came: a post passes BATCHED_STAGES
   gathers, which split BATCH_WAIT_MS between them, so a lone post is held BATCH_WAIT_MS at most in all (each wait
-  is the `hashtale_batch_wait_seconds` metric). With an event loop (Redis) a batch still takes requests in while it
-  waits for a free pool process, up to BATCH_SIZE; without one (kombu's SQLite broker) Celery's pool takes a job's
-  arguments as it is handed over, so a batch holds what came within its stage's wait. Acknowledged-late messages count
-  against the prefetch window, so the worker reserves BATCH_SIZE messages per pool process
-  (worker_prefetch_multiplier, worker/celery_app.py).
+  is the `hashtale_batch_wait_seconds` metric). A batch still takes requests in while it waits for a free pool
+  process, up to BATCH_SIZE: with an event loop (Redis) Celery's semaphore holds the hand-over back; without one
+  (kombu's SQLite broker) the batch waits on billiard's semaphore of free processes before it is sealed.
+  Acknowledged-late messages count against the prefetch window, so the worker reserves two batches per pool process
+  (worker_prefetch_multiplier, worker/celery_app.py): the next batch fills while one runs.
 - A pool process runs a batch as one job: each request's task runs through Celery's own tracer in a thread of its
   own, exactly as it runs alone (start, park, fail or finish in short transactions of its own). Where a task
   reaches its model call it `submit`s its input; once every request of the job has submitted or ended, the job
@@ -184,6 +184,17 @@ class Batch:
         self.timer = None
 
     def execute_using_pool(self, pool, **_kwargs):
+        slots = _free_process_slots(pool)
+        if slots is not None:
+            slots.acquire()  # until a pool process is free; the batch takes requests in meanwhile
+        try:
+            return self._send(pool)
+        except BaseException:  # nothing was sent (every request revoked, the pool closing): the slot stays free
+            if slots is not None:
+                slots.release()
+            raise
+
+    def _send(self, pool):
         now = time.monotonic()
         with self.gatherer.lock:
             self.sealed = True
@@ -205,12 +216,24 @@ class Batch:
             for r in requests:
                 r.on_failure(exc_info)
 
-        return pool.apply_async(
+        # TaskPool.apply_async, except that a slot taken above is not waited for twice
+        return pool.on_apply(
             run_batch,
             args=(self.gatherer.fast_trace,
                   [(r.type, r.id, r.request_dict, r.body, r.content_type, r.content_encoding) for r in requests]),
+            waitforslot=False, callbacks_propagate=pool.callbacks_propagate,
             accept_callback=accepted, callback=returned, error_callback=lost,
         )
+
+
+def _free_process_slots(pool):
+    """Without an event loop (kombu's SQLite broker), billiard's semaphore of free pool processes, which Celery's
+    hand-over would wait on only after the batch is sealed: waiting on it first lets the batch fill meanwhile. It is
+    released as billiard releases it for a lone task: when the job returns, or when its process is found dead.
+    None with an event loop, where Celery's own semaphore holds the batch back before the hand-over."""
+    if not pool.putlocks:
+        return None
+    return pool._pool._putlock
 
 
 class Gatherer:
