@@ -18,6 +18,7 @@ from worker.heartbeat import Heartbeat
 redis_transport.install()  # before any broker connection: workers must outlive a Redis restart
 sql_transport.install()  # the embedded broker polled every 50 ms, not every second
 
+BATCHES_RESERVED = 2  # per pool process: the batch it runs and the one that fills meanwhile
 POOL_PROCESS_START_TIMEOUT = 180.0  # seconds: importing torch and loading both models on a busy machine
 
 
@@ -28,9 +29,10 @@ def make_celery(settings: Settings) -> Celery:
         task_ignore_result=True,  # results go to the SQL database, not a result backend
         task_acks_late=True,  # a message is acknowledged only after its task finished...
         task_reject_on_worker_lost=True,  # ...and redelivered if the worker process died mid-task
-        # Acknowledged-late messages count against the prefetch window: a pool process's batch (worker/batching.py)
-        # can fill only if the worker may reserve that many messages per process.
-        worker_prefetch_multiplier=max(1, settings.batch_size),
+        # Acknowledged-late messages count against the prefetch window. Per pool process the worker reserves the
+        # batch it runs and the next one (worker/batching.py): the next batch fills while the running one computes,
+        # so a pool process that frees up gets a full batch at once instead of waiting for messages to arrive.
+        worker_prefetch_multiplier=BATCHES_RESERVED * settings.batch_size if settings.batch_size > 1 else 1,
         # A new pool process loads the models before it reports up (worker.tasks warms them up): allow for it,
         # or the pool kills and respawns it forever (Celery's default is 4 s).
         worker_proc_alive_timeout=POOL_PROCESS_START_TIMEOUT,
