@@ -234,10 +234,11 @@ def stack(kind: str, work: Path):
 
 
 def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lone: list[Path], concurrency: int,
-               work: Path) -> tuple[float, float, float, dict[str, float]]:
+               work: Path) -> tuple[float, float, float, float, dict[str, float]]:
     """(posts/s from the first POST to the last post done, the worker's CPU seconds per post, the median seconds
-    from receipt to done of a lone post, model -> mean posts per model call) through the webhook app, the broker,
-    a `hashtale worker` (already warm) and the database."""
+    from receipt to done of a lone post, the median of a lone post's batch waits (both stages, from its timings),
+    model -> mean posts per model call) through the webhook app, the broker, a `hashtale worker` (already warm) and
+    the database."""
     from webhook import create_app
 
     media = work / f"media-{kind}-{batch}"
@@ -273,13 +274,16 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
                 failed = session.scalar(select(func.count()).select_from(Post).where(
                     Post.id.in_(ids + lone_ids), Post.status == PostStatus.FAILED))
                 spans = session.execute(select(Post.created_at, Post.updated_at).where(Post.id.in_(lone_ids))).all()
+                lone_waits = [sum(stage["batch_wait_ms"] for stage in timings.values()) / 1000 for timings in
+                              session.scalars(select(Post.timings).where(Post.id.in_(lone_ids)))]
             assert not failed, f"{failed} posts failed; see {work}"
         finally:
             stop(worker)
             log.close()
             engine.dispose()
     latency = statistics.median((done - received).total_seconds() for received, done in spans) if spans else 0.0
-    return len(paths) / seconds, cpu / len(paths), latency, batches
+    lone_wait = statistics.median(lone_waits) if lone_waits else 0.0
+    return len(paths) / seconds, cpu / len(paths), latency, lone_wait, batches
 
 
 def main() -> int:
@@ -322,7 +326,7 @@ def main() -> int:
         for kind in stacks:
             unbatched = None
             for batch in batches:
-                rate, cpu, latency, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work)
+                rate, cpu, latency, lone_wait, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work)
                 unbatched = rate if batch == 1 else unbatched
                 bare_rate_b, bare_cpu_b = bare[batch]
                 versus_off = f"   = {rate / unbatched:.2f}x batching off" if unbatched and batch != 1 else ""
@@ -333,7 +337,8 @@ def main() -> int:
                       f"{100 * rate / bare[max(batches)][0]:.0f}% of bare at batch {max(batches)}{versus_off}\n"
                       f"  posts per model call (mean): "
                       + ", ".join(f"{model} {posts:.1f}" for model, posts in sorted(per_call.items())) + "\n"
-                      f"  lone post   {latency:7.3f} s from receipt to done (median of {len(lone)})", flush=True)
+                      f"  lone post   {latency:7.3f} s from receipt to done (median of {len(lone)}), of which "
+                      f"{1000 * lone_wait:.1f} ms waiting for its batches (its timings)", flush=True)
     return 0
 
 

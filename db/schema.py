@@ -82,6 +82,9 @@ class Post(Base):
     # When its latest message was published: the broker's queue is FIFO, so this tells the sweep which posts'
     # messages are still queued (worker/sweep.py).
     enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Where each finished stage's time went: {"tagging"|"writing": {"queued_ms", "batch_wait_ms", "run_ms",
+    # "batch_size"}} (worker/tasks.py's stage_timing); None until a stage finished.
+    timings: Mapped[dict[str, dict[str, float]] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True)
 

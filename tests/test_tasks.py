@@ -100,6 +100,10 @@ def test_a_post_goes_through_both_stages(app, settings, sessions, coffee_jpeg):
     assert story.random_seed == pipeline.story_seed(post_id)
     assert 0 < len(story.text) <= 2 * STORY_LENGTH
     assert _runs("write_story", "done") == done_before + 1
+    # A task outside a batch job (batching off): no batch wait, a model call of its own.
+    for stage in ("tagging", "writing"):
+        assert post.timings[stage]["batch_wait_ms"] == 0 and post.timings[stage]["batch_size"] == 1
+        assert post.timings[stage]["run_ms"] > 0
 
 
 def test_duplicate_messages_and_redeliveries_leave_one_set_of_rows(app, settings, sessions, coffee_jpeg):
@@ -289,21 +293,27 @@ def test_a_batch_job_runs_one_model_call_and_a_bad_photo_fails_only_its_post(app
     gone = insert_post(settings, sessions, coffee_jpeg, PostStatus.DONE)  # a duplicate message: skipped
     calls, posts = _batch_sizes("hashtagger")
 
-    results = batching.run_batch(False, [_message(app, "suggest_hashtags", i) for i in [*good, bad, gone]])
+    waits = [0.001, 0.002, 0.003, 0.004, 0.005]  # seconds each message waited for the batch (the main process's)
+    results = batching.run_batch(False, [_message(app, "suggest_hashtags", i) for i in [*good, bad, gone]], waits)
     assert [failed for failed, _, _ in results] == [0, 0, 0, 1, 0]
     assert isinstance(results[3][1].exception, PostFailed) and "InvalidImage" in str(results[3][1].exception)
     assert _batch_sizes("hashtagger") == (calls + 1, posts + 4)  # the bad photo was in the call, alone refused
-    for post_id in good:
+    for post_id, waited in zip(good, waits):
         post, tags, _ = load(sessions, post_id)
         assert post.status == PostStatus.TAGGED and 1 <= len(tags) <= K
+        # The post's timing shows its own wait and the call it shared (the bad photo was in it).
+        timing = post.timings["tagging"]
+        assert timing["batch_wait_ms"] == 1000 * waited and timing["batch_size"] == 4
+        assert timing["queued_ms"] >= 0 and timing["run_ms"] > 0
     assert load(sessions, bad)[0].status == PostStatus.FAILED
 
     calls, posts = _batch_sizes("storyteller")
-    results = batching.run_batch(False, [_message(app, "write_story", i) for i in good])
+    results = batching.run_batch(False, [_message(app, "write_story", i) for i in good], [0.0] * len(good))
     assert [failed for failed, _, _ in results] == [0, 0, 0]
     assert _batch_sizes("storyteller") == (calls + 1, posts + 3)
     for post_id in good:  # the same stories as alone: each depends only on its own request
         post, tags, (story,) = load(sessions, post_id)
         assert post.status == PostStatus.DONE and post.attempts == 2
+        assert set(post.timings) == {"tagging", "writing"} and post.timings["writing"]["batch_size"] == 3
         request = pipeline.story_request(post_id, [t.text for t in tags], settings)
         assert story.text == runtime(settings).backend.write_story(request).text

@@ -32,8 +32,10 @@ from webhook.signature import HEADER, sign
 
 ACCEPTED_KEYS = {"id", "external_id", "status", "status_url", "duplicate"}
 POST_KEYS = {"id", "external_id", "status", "error", "attempts", "caption", "author", "created_at", "updated_at",
-             "image_url", "hashtags", "story"}
+             "timings", "image_url", "hashtags", "story"}
 CONCURRENT_DELIVERIES = 8
+TIMINGS = {stage: {"queued_ms": 30.5, "batch_wait_ms": 12.5, "run_ms": 80.0, "batch_size": 4}  # as the worker writes
+           for stage in ("tagging", "writing")}
 REAL_PHOTOS = 5
 GRID = (7, 7)
 SERVER_START_TIMEOUT = 60.0  # seconds for gunicorn to import the app and bind
@@ -197,6 +199,7 @@ def test_status_shows_hashtags_and_story(make_app):
         for status in (PostStatus.TAGGING, PostStatus.TAGGED, PostStatus.WRITING, PostStatus.DONE):
             post.move_to(status)
         post.attempts = 2
+        post.timings = TIMINGS
         session.add_all([
             Hashtag(post_id=post_id, rank=2, text="sea", score=0.25, attention=attention, attention_shape=list(GRID),
                     model_name="sat", model_version="v1"),
@@ -217,6 +220,7 @@ def test_status_shows_hashtags_and_story(make_app):
     assert body["story"] == {"text": "Once upon a beach.", "seed_hashtag": "beach", "hashtags": ["beach", "sea"], "temperature": 0.8, "top_k": 20,
                              "length": 500, "model_name": "charlstm", "model_version": "v2"}
     assert body["created_at"].endswith("+00:00")
+    assert body["timings"] == TIMINGS
 
 
 def test_status_of_a_failed_post_shows_its_error(make_app):

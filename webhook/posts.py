@@ -60,6 +60,7 @@ def post_json(post: Post) -> dict:
         "author": post.author,
         "created_at": _iso(post.created_at),
         "updated_at": _iso(post.updated_at),
+        "timings": post.timings or {},
         "image_url": post_url("posts.get_image", post.id),
         "hashtags": [_hashtag_json(tag) for tag in post.hashtags],
         "story": None if post.story is None else _story_json(post.story),

@@ -38,6 +38,7 @@ import copy
 import functools
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from billiard.einfo import ExceptionInfo
@@ -52,7 +53,23 @@ BatchCall = Callable[[list[Any]], list[Any]]  # inputs -> per input, in order, i
 
 STRATEGY = "worker.batching:strategy"  # the tasks' Celery Strategy (a name: Celery imports it in the worker)
 BATCHED_STAGES = 2  # the tasks whose Strategy is STRATEGY (tag, write): a post waits for a batch once in each
-_job = threading.local()  # .gathering: the Gathering of the batch job this thread runs a request of
+# This thread's request: .gathering, the Gathering of the batch job it is part of; .waited, its seconds in the
+# worker's main process waiting for its batch to go to a pool process; .posts, the posts of its model call.
+_job = threading.local()
+
+
+@dataclass(frozen=True)
+class Share:
+    """What batching did to one request: its wait for its batch and the size of the model call it was part of."""
+
+    waited: float  # seconds, in the worker's main process before its batch went to a pool process
+    posts: int  # in the model call its input was part of
+
+
+def share() -> Share:
+    """This thread's request's Share, once its model call returned (a request outside a batch job: no wait, a call
+    of its own)."""
+    return Share(getattr(_job, "waited", 0.0), getattr(_job, "posts", 1))
 
 
 class Gathering:
@@ -73,6 +90,7 @@ class Gathering:
             self._call = self._call or call  # the requests of a job are one task's: the same call
             self._arrive()
             self._ready.wait_for(lambda: self._outcomes is not None or self._error is not None)
+            _job.posts = len(self._inputs)
         if self._error is not None:
             raise _own_copy(self._error)
         return _unwrap(self._outcomes[index])
@@ -127,6 +145,7 @@ def submit(call: BatchCall, item: Any) -> Any:
     job if it runs in one."""
     gathering = getattr(_job, "gathering", None)
     if gathering is None:
+        _job.posts = 1
         return _unwrap(call([item])[0])
     return gathering.submit(call, item)
 
@@ -154,21 +173,25 @@ def run_gathered(work: list[Callable[[], Any]]) -> list[Any]:
     return returned
 
 
-def run_batch(fast_trace: bool, requests: list[tuple]) -> list[tuple]:
+def run_batch(fast_trace: bool, requests: list[tuple], waits: list[float]) -> list[tuple]:
     """A pool job: trace every request (the arguments Celery's Request sends to the pool) in a thread of its own,
-    their model calls made as one. Returns per request Celery's trace result: (failed, retval, runtime)."""
+    their model calls made as one; `waits`: each request's seconds waiting for the batch. Returns per request
+    Celery's trace result: (failed, retval, runtime)."""
     app = current_app._get_current_object()  # the threads' own current app is the default one otherwise
     trace = fast_trace_task if fast_trace else functools.partial(trace_task_ret, app=app)
 
-    def traced(args: tuple) -> tuple:
+    def traced(args: tuple, waited: float) -> tuple:
         began = time.monotonic()
+        _job.waited = waited
         app.set_current()  # shared tasks (the next stage's .delay) publish through it
         try:
             return trace(*args)
         except BaseException:  # the tracer handles the task's errors; this is the tracer's own
             return 1, ExceptionInfo(), time.monotonic() - began
 
-    return run_gathered([functools.partial(traced, args) for args in requests])
+    if len(requests) == 1:  # a lone post runs as it runs without batching: no thread hand-offs on its way
+        return [traced(requests[0], waits[0])]
+    return run_gathered([functools.partial(traced, args, waited) for args, waited in zip(requests, waits)])
 
 
 class Batch:
@@ -198,9 +221,12 @@ class Batch:
         now = time.monotonic()
         with self.gatherer.lock:
             self.sealed = True
-        for arrived in self.arrived:
-            BATCH_WAIT.labels(self.gatherer.task_name).observe(now - arrived)
-        requests = [r for r in self.requests if not r.revoked()]  # revoked: acknowledged and dropped
+        waits = [now - arrived for arrived in self.arrived]
+        for waited in waits:
+            BATCH_WAIT.labels(self.gatherer.task_name).observe(waited)
+        # A revoked request is acknowledged and dropped.
+        kept = [(r, waited) for r, waited in zip(self.requests, waits) if not r.revoked()]
+        requests = [r for r, _waited in kept]
         if not requests:
             raise TaskRevokedError("every request of the batch was revoked")  # the caller frees the pool slot
 
@@ -220,7 +246,8 @@ class Batch:
         return pool.on_apply(
             run_batch,
             args=(self.gatherer.fast_trace,
-                  [(r.type, r.id, r.request_dict, r.body, r.content_type, r.content_encoding) for r in requests]),
+                  [(r.type, r.id, r.request_dict, r.body, r.content_type, r.content_encoding) for r in requests],
+                  [waited for _r, waited in kept]),
             waitforslot=False, callbacks_propagate=pool.callbacks_propagate,
             accept_callback=accepted, callback=returned, error_callback=lost,
         )

@@ -27,7 +27,7 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from celery import shared_task
@@ -112,13 +112,35 @@ def start(rt: Runtime, post_id: int, stage: Stage, read: Callable[[Session, Post
     raise PostFailed(reason)  # after the commit
 
 
-def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session], None]) -> bool:
-    """Replace the stage's rows and move the post on, unless another run finished (or failed) it first."""
+def stage_timing(enqueued_at: datetime, started_at: datetime, finished_at: datetime,
+                 share: batching.Share) -> dict[str, float]:
+    """One stage's entry in Post.timings, in milliseconds (and posts): from its message's publish to the run's start
+    (the broker and the worker, the batch wait included), the batch wait alone, the run (the model call of the whole
+    batch included), and the posts of that model call."""
+    def ms(seconds: float) -> float:
+        return round(1000 * max(0.0, seconds), 1)  # clocks of different processes: never negative
+
+    return {"queued_ms": ms((started_at - _aware(enqueued_at)).total_seconds()),
+            "batch_wait_ms": ms(share.waited),
+            "run_ms": ms((finished_at - started_at).total_seconds()),
+            "batch_size": share.posts}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite drops the zone
+
+
+def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session], None], started_at: datetime,
+           share: batching.Share) -> bool:
+    """Replace the stage's rows, record the stage's timing and move the post on, unless another run finished (or
+    failed) it first."""
     with rt.session_factory.begin() as session:
         post = session.get(Post, post_id, with_for_update=True)
         if post is None or post.status != stage.running:
             return False
         replace(session)
+        post.timings = {**(post.timings or {}),
+                        stage.running.value: stage_timing(post.enqueued_at, started_at, utcnow(), share)}
         post.move_to(stage.finished)
         post.error = None
         recovered = post.transient_failures > 0  # it had been parked: what it waited for is back
@@ -130,8 +152,7 @@ def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session],
         if woken:
             logger.info("post %s got through after waiting: %d parked posts are due now", post_id, woken)
     if stage.finished is PostStatus.DONE:
-        received = received if received.tzinfo else received.replace(tzinfo=timezone.utc)  # SQLite drops the zone
-        POST_COMPLETION.observe((utcnow() - received).total_seconds())
+        POST_COMPLETION.observe((utcnow() - _aware(received)).total_seconds())
     return True
 
 
@@ -175,11 +196,12 @@ def run_stage(task, post_id: int, stage: Stage, read: Callable[[Session, Post], 
     began, outcome = time.perf_counter(), "skipped"
     try:
         try:
+            started_at = utcnow()
             proceed, inputs = start(rt, post_id, stage, read)
             if not proceed:
                 return False
             results = compute(rt, inputs)  # outside any transaction: inference takes a while
-            moved = finish(rt, post_id, stage, lambda session: replace(session, results))
+            moved = finish(rt, post_id, stage, lambda session: replace(session, results), started_at, batching.share())
             outcome = "done" if moved else "skipped"
             return moved
         except PostFailed:
