@@ -257,10 +257,11 @@ def _free_process_slots(pool):
     """Without an event loop (kombu's SQLite broker), billiard's semaphore of free pool processes, which Celery's
     hand-over would wait on only after the batch is sealed: waiting on it first lets the batch fill meanwhile. It is
     released as billiard releases it for a lone task: when the job returns, or when its process is found dead.
-    None with an event loop, where Celery's own semaphore holds the batch back before the hand-over."""
+    None with an event loop, where Celery's own semaphore holds the batch back before the hand-over, and with a pool
+    other than prefork (billiard's)."""
     if not pool.putlocks:
         return None
-    return pool._pool._putlock
+    return getattr(getattr(pool, "_pool", None), "_putlock", None)
 
 
 class Gatherer:
