@@ -11,31 +11,19 @@ core shared with other processes does not count), alone and in a chunk of 8, the
 from __future__ import annotations
 
 import argparse
-import platform
 import time
-from pathlib import Path
 
 import torch
 
+from bench import machine
 from models.encoder import BACKBONES, LITE_BACKBONES, Encoder, EncoderConfig
 from models.tagger import Tagger
 from models.vocab import SPECIALS, Vocab
 from models.hashtagger import SATConfig, SATHashtagger
 
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 CHUNK = 8  # images per encoder pass in the Triton model (config.pbtxt encode_chunk)
 WARMUP = 3
 MS = 1000.0
-
-
-def cpu_description() -> str:
-    info = Path("/proc/cpuinfo")
-    text = info.read_text() if info.exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
-                 platform.processor())
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    have = " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
-    return f"{model}; {have}; oneDNN bf16 {torch.ops.mkldnn._is_mkldnn_bf16_supported()}"
 
 
 def tagger_for(backbone: str, precision: str) -> Tagger:
@@ -67,7 +55,9 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=sorted(LITE_BACKBONES))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"CPU: {cpu_description()}; torch {torch.__version__}, {args.threads} thread(s)\n")
+    print(machine.describe())
+    print(f"oneDNN bf16 {torch.ops.mkldnn._is_mkldnn_bf16_supported()}; torch {torch.__version__}, "
+          f"{args.threads} thread(s)\n")
     print(f"| encoder | input | grid | precision | ms/photo alone | ms/photo in chunks of {CHUNK} |")
     print("|---|---:|---:|---|---:|---:|")
     for backbone in args.backbones:

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from bench import machine
 from bench import webhook as bench_webhook
 from db.schema import Post, PostStatus
 from db.session import make_engine, make_session_factory, migrate
@@ -308,7 +309,8 @@ def main() -> int:
     warmup = [PHOTOS_DIR / n for n in chosen[args.posts: args.posts + CORES]]
     lone = [PHOTOS_DIR / n for n in chosen[args.posts + CORES:]]
     settings = Settings.from_env()
-    print(f"{CORES} cores; {CORES} processes x 1 thread; {args.posts} real photos per variant; stories of "
+    print(machine.describe())
+    print(f"{CORES} processes x 1 thread; {args.posts} real photos per variant; stories of "
           f"{settings.story_length} characters; batch wait {settings.batch_wait_ms:g} ms", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="hashtale-bench-ingest-") as tmp:

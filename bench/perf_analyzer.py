@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import platform
-import re
 import struct
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from bench import machine
 from inference.tritonserver import TritonServer
 from settings import PROJECT_ROOT
 from tests.support.data import PHOTOS_DIR
@@ -59,8 +57,7 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1:4:3", help="perf_analyzer's --concurrency-range start:end:step")
     parser.add_argument("--models", default="hashtagger,storyteller")
     args = parser.parse_args()
-    flags = sorted(set(re.findall(r"\b(avx2|avx512f|avx512_bf16|amx_bf16)\b", Path("/proc/cpuinfo").read_text())))
-    print(f"{os.cpu_count()} cores ({' '.join(flags)}), load {os.getloadavg()[0]:.1f}, {platform.python_version()}")
+    print(machine.describe())
     work = Path(tempfile.mkdtemp(prefix="bench-perf-analyzer-"))
     inputs = input_files(work)
     with TritonServer(log_path=work / "triton.log") as server:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import shutil
 import signal
@@ -25,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench import machine
 from db.session import migrate
 from settings import PROJECT_ROOT
 from inference.tritonserver import free_port
@@ -111,8 +111,8 @@ def main() -> int:
     parser.add_argument("--stalled", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
-    flags = sorted(set(re.findall(r"\b(avx2|avx512f|avx512_bf16|amx_bf16)\b", Path("/proc/cpuinfo").read_text())))
-    print(f"{os.cpu_count()} cores ({' '.join(flags)}), {platform.python_version()}; {args.stalled} stalled "
+    print(machine.describe())
+    print(f"{args.stalled} stalled "
           f"connections (one byte every {TRICKLE:.0f} s), probe GET /healthz every {PROBE_INTERVAL * 1000:.0f} ms")
     work = Path(tempfile.mkdtemp(prefix="bench-slowloris-"))
     database = f"sqlite:///{work / 'hashtale.sqlite'}"

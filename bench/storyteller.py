@@ -13,20 +13,17 @@ Figures are characters of finished stories per second of wall-clock time and per
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from bench import machine
 from models.sampling import StepCell, StorySpec, generate
 from models.writer import StoryWriter
 
 TAG_SETS = (("leopard", "wildcat"), ("ocean", "beach", "sand"), ("dalmatian",), ("pizza", "food"),
             ("ketch", "sea"), ("forest", "tree"), ("fox",), ("castle", "garden"))
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 TEMPERATURE = 0.6  # as the service (settings.story_temperature)
 TOP_K = 20
 
@@ -66,15 +63,6 @@ def measure(writer: StoryWriter, step, steer: bool, batch: int, length: int, rep
     return best_wall, best_cpu, chars / batch
 
 
-def cpu_flags() -> str:
-    """Which of CPU_FLAGS /proc/cpuinfo lists (Linux), e.g. "avx2 avx512f avx512_bf16"."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split("flags", 1)[1].split("\n", 1)[0].split())
-    except (OSError, IndexError):
-        return "flags unknown"
-    return "flags: " + (" ".join(f for f in CPU_FLAGS if f in flags) or "none of " + " ".join(CPU_FLAGS))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None)
@@ -86,8 +74,7 @@ def main() -> int:
 
     writer = StoryWriter.load(args.checkpoint)
     config = writer.model.config
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {cpu_flags()}; torch "
-          f"{torch.__version__}; load average {os.getloadavg()[0]:.1f} (other jobs share the cores)")
+    print(f"{machine.describe()}\ntorch {torch.__version__}")
     print(f"{writer.name} {writer.version} trained={writer.trained}: n_embd={config.n_embd} n_hidden={config.n_hidden} "
           f"n_layer={config.n_layer} condition={config.condition} params={writer.model.num_params():,}; "
           f"stories of ~{args.length} chars, "

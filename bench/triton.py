@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench import machine
 from inference import StoryRequest
 from inference.repository import REPOSITORY, config_parameter, weights_path
 from inference.triton import TritonBackend
@@ -173,6 +174,7 @@ def main() -> None:
         "storyteller": (lambda backend, request: backend.write_story(request), stories),
     }
     threads = int(config_parameter(REPOSITORY, "hashtagger", "torch_threads"))
+    print(machine.describe())
     print(f"{len(images)} photos, stories of {args.story_length} chars, protocol {args.protocol}, "
           f"torch threads per instance {threads}", flush=True)
 

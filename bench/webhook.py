@@ -34,6 +34,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import EnvironBuilder, encode_multipart
 from werkzeug.wrappers import Request
 
+from bench import machine
 from db import migrate
 from inference.tritonserver import free_port
 from settings import PROJECT_ROOT
@@ -156,7 +157,7 @@ def main() -> int:
     parser.add_argument("--embedded", action="store_true", help="SQLite + SQLAlchemy broker instead of PostgreSQL + Redis")
     args = parser.parse_args()
 
-    print(f"{os.cpu_count()} cores; 1-minute load average {os.getloadavg()[0]:.1f} at start (other work shares them)")
+    print(machine.describe())
     photos = load_photos(WARMUP_POSTS + 2 * args.posts)
     bench_parsers(photos)
 
