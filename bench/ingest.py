@@ -33,6 +33,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from http import HTTPStatus
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -58,6 +59,7 @@ DEFAULT_POSTS = 96
 DEFAULT_LONE = 8  # lone posts per end-to-end variant, for the median latency
 LONE_GAP = 0.5  # seconds between one lone post done and the next POST: the worker is idle when it comes
 DEFAULT_BATCHES = "1,8,32"
+DEFAULT_SENDERS = 4  # concurrent webhook clients end to end: posts arrive as from several senders, not one by one
 STACKS = {"redis": "PostgreSQL + Redis", "embedded": "embedded (SQLite + SQLite broker)"}
 POST_ID_BASE = 10**6  # story seeds of the bare runs: any ids, the work per story does not depend on them
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -235,11 +237,12 @@ def stack(kind: str, work: Path):
 
 
 def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lone: list[Path], concurrency: int,
-               work: Path) -> tuple[float, float, float, float, dict[str, float]]:
+               work: Path, senders: int) -> tuple[float, float, float, float, dict[str, float]]:
     """(posts/s from the first POST to the last post done, the worker's CPU seconds per post, the median seconds
     from receipt to done of a lone post, the median of a lone post's batch waits (both stages, from its timings),
-    model -> mean posts per model call) through the webhook app, the broker, a `hashtale worker` (already warm) and
-    the database."""
+    model -> mean posts per model call) through the webhook, the broker, a `hashtale worker` (already warm) and
+    the database. `senders` > 0: the measured posts go over HTTP to the webhook under gunicorn from that many
+    connections at once; 0: one after another through the app in this process."""
     from webhook import create_app
 
     media = work / f"media-{kind}-{batch}"
@@ -260,8 +263,22 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
             wait_done(sessions, post_photos(client, warmup, "warmup"))  # the pool processes have loaded the models
             assert time.monotonic() < deadline, "worker too slow to start"
             batches_before = model_batches(env["WORKER_METRICS_BIND"])
+            if senders:
+                port = free_port()
+                webhook = bench_webhook.start_gunicorn(env, port, work / f"gunicorn-{kind}-{batch}.log")
+                bodies = [bench_webhook.multipart_body(path.read_bytes()) for path in paths]
             start, cpu_start = time.perf_counter(), tree_cpu_seconds(worker.pid)
-            ids = post_photos(client, paths, "bench")
+            if senders:
+                try:
+                    _seconds, codes = bench_webhook.run_load(port, bodies, senders)
+                finally:
+                    os.killpg(webhook.pid, signal.SIGTERM)
+                    webhook.wait()
+                assert codes == {HTTPStatus.ACCEPTED: len(paths)}, codes
+                with sessions() as session:
+                    ids = list(session.scalars(select(Post.id).where(Post.external_id.startswith(bench_webhook.EXTERNAL_ID_PREFIX))))
+            else:
+                ids = post_photos(client, paths, "bench")
             wait_done(sessions, ids)
             seconds, cpu = time.perf_counter() - start, tree_cpu_seconds(worker.pid) - cpu_start
             batches = {model: (posts - batches_before[model][1]) / (calls - batches_before[model][0])
@@ -297,6 +314,9 @@ def main() -> int:
                         help=f"lone posts per end-to-end variant, for the latency (default {DEFAULT_LONE})")
     parser.add_argument("--batches", default=DEFAULT_BATCHES,
                         help=f"batch sizes, comma-separated; 1 = batching off (default {DEFAULT_BATCHES})")
+    parser.add_argument("--senders", type=int, default=DEFAULT_SENDERS,
+                        help=f"end to end: connections POSTing to the webhook under gunicorn at once (default "
+                             f"{DEFAULT_SENDERS}); 0: one post after another through the app in this process")
     parser.add_argument("--stacks", default=",".join(STACKS), help=f"end-to-end stacks (default {','.join(STACKS)})")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -310,7 +330,9 @@ def main() -> int:
     lone = [PHOTOS_DIR / n for n in chosen[args.posts + CORES:]]
     settings = Settings.from_env()
     print(machine.describe())
-    print(f"{CORES} processes x 1 thread; {args.posts} real photos per variant; stories of "
+    sent = (f"POSTed over HTTP by {args.senders} connections at once to the webhook under gunicorn" if args.senders
+            else "POSTed one after another through the app in this process")
+    print(f"{CORES} processes x 1 thread; {args.posts} real photos per variant, end to end {sent}; stories of "
           f"{settings.story_length} characters; batch wait {settings.batch_wait_ms:g} ms", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="hashtale-bench-ingest-") as tmp:
@@ -328,7 +350,8 @@ def main() -> int:
         for kind in stacks:
             unbatched = None
             for batch in batches:
-                rate, cpu, latency, lone_wait, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work)
+                rate, cpu, latency, lone_wait, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work,
+                                                                     args.senders)
                 unbatched = rate if batch == 1 else unbatched
                 bare_rate_b, bare_cpu_b = bare[batch]
                 versus_off = f"   = {rate / unbatched:.2f}x batching off" if unbatched and batch != 1 else ""

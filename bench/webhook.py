@@ -45,6 +45,7 @@ from webhook import multipart
 
 PARSE_REPEATS = 500
 WARMUP_POSTS = 200
+EXTERNAL_ID_PREFIX = "bench-"  # of every post a bench sends: "bench-<uuid>"
 START_TIMEOUT = 120.0  # seconds for gunicorn to import the app
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -56,14 +57,15 @@ def load_photos(count: int) -> list[bytes]:
 
 
 def multipart_body(photo: bytes) -> tuple[str, bytes]:
-    fields = {"external_id": f"bench-{uuid.uuid4().hex}", "caption": "a photo",
+    fields = {"external_id": f"{EXTERNAL_ID_PREFIX}{uuid.uuid4().hex}", "caption": "a photo",
               "image": FileStorage(io.BytesIO(photo), filename="photo.jpg", content_type="image/jpeg")}
     boundary, body = encode_multipart(fields)
     return f"multipart/form-data; boundary={boundary}", body
 
 
 def json_body(photo: bytes) -> tuple[str, bytes]:
-    doc = {"external_id": f"bench-{uuid.uuid4().hex}", "caption": "a photo", "image": base64.b64encode(photo).decode()}
+    doc = {"external_id": f"{EXTERNAL_ID_PREFIX}{uuid.uuid4().hex}", "caption": "a photo",
+           "image": base64.b64encode(photo).decode()}
     return "application/json", json.dumps(doc).encode()
 
 
