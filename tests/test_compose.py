@@ -87,7 +87,8 @@ def test_the_app_connections_fit_postgresql(compose):
     concurrency = int(re.search(r"\d+", webhook["WEB_CONCURRENCY"]).group())
     threads = int(re.search(r"\d+", compose["x-app-env"]["WEBHOOK_THREADS"]).group())
     workers = int(re.search(r":-(\d+)", " ".join(compose["services"]["worker"]["command"])).group(1))
-    assert concurrency * threads + threads + workers + 3 < 100  # + admin, migrate, metrics gauges; max_connections
+    batch = int(re.search(r"\d+", compose["x-app-env"]["BATCH_SIZE"]).group())  # connections per pool process
+    assert concurrency * threads + threads + workers * batch + 3 < 100  # + admin, migrate, metrics; max_connections
 
 
 def test_images_install_the_pinned_versions_from_an_index_that_has_them():

@@ -72,7 +72,10 @@ class Runtime:
 
 @functools.lru_cache(maxsize=None)
 def runtime(settings: Settings) -> Runtime:
-    return Runtime(settings, make_session_factory(make_engine(settings.database_url)), make_backend(settings))
+    # One connection for each post of a batch job (each runs its own transactions at once), and no overflow: a
+    # connection opened and closed per post would cost a server process each time.
+    engine = make_engine(settings.database_url, pool_size=max(1, settings.batch_size))
+    return Runtime(settings, make_session_factory(engine), make_backend(settings))
 
 
 def app_settings(app) -> Settings:
