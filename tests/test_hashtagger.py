@@ -4,9 +4,12 @@ import copy
 import json
 import shutil
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import cli
 from models.checkpoint import load_checkpoint, save_checkpoint
@@ -16,7 +19,10 @@ from models.multilabel import MultiLabelClassifier, MultiLabelConfig
 from models.show_and_tell import ShowAndTell, ShowTellConfig
 from models.tagger import Tagger
 from models.vocab import SPECIALS, Vocab
+from models.image import decode_image
+from training.features import FeatureStore
 from training.harrison import Example, read_split, write_split
+from training.train_hashtagger import _Posts
 
 B, L, D, V = 3, 49, 1280, len(SPECIALS) + 6
 TINY_TAGS = ("airplane", "pizza", "tshirt")
@@ -254,12 +260,41 @@ def test_finetuned_top_stages_train_from_the_cache_and_travel_with_the_export(tm
     assert cli.main(["train-hashtagger", "--data", str(tiny_data), "--extra-data", str(tiny_data), "--out", str(out),
                      "--store", str(store), "--epochs", "1", "--batch-size", "6", "--embed-dim", "8",
                      "--hidden-dim", "16", "--attention-dim", "8", "--finetune-blocks", "1", "--tag-order", "predicted",
-                     "--aux-weight", "0.5", "--export", str(shipped)]) == 0
+                     "--aux-weight", "0.5", "--hflip", "--export", str(shipped)]) == 0
+    # the training posts' mirrored views were cached on the way
+    mirrored = FeatureStore(store, hflip=True)
+    assert mirrored.dir != FeatureStore(store).dir and any(mirrored.dir.glob("*.npy"))
     ckpt = load_checkpoint(shipped)
     tuned = {k: v.float() for k, v in ckpt["extra"]["encoder_state"].items()}
     head = [k for k in tuned if k.startswith(f"blocks.{len(Encoder(EncoderConfig()).blocks) - 1}.conv.weight")]
     assert head and not torch.equal(tuned[head[0]], Encoder(EncoderConfig()).state_dict()[head[0]].float())
     assert Tagger.load(shipped).encoder.trainable
+
+
+def test_mirrored_views_are_the_features_of_the_mirror_image(tmp_path, photo_paths):
+    image = decode_image(photo_paths[0].read_bytes()).image
+    # lossless copies, so the two paths see the same pixels
+    image.save(tmp_path / "photo.png")
+    image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(tmp_path / "mirror.png")
+    store = tmp_path / "features"
+    for name in ("photo", "mirror"):
+        write_split(tmp_path / name, [Example(tmp_path / f"{name}.png", ["pizza"])])
+    assert cli.main(["extract-features", "--data", str(tmp_path / "photo"), "--store", str(store), "--hflip",
+                     "--workers", "0"]) == 0
+    assert cli.main(["extract-features", "--data", str(tmp_path / "mirror"), "--store", str(store),
+                     "--workers", "0"]) == 0
+    mirrored = FeatureStore(store, hflip=True).load([tmp_path / "photo.png"])
+    torch.testing.assert_close(mirrored, FeatureStore(store).load([tmp_path / "mirror.png"]))
+    assert not torch.equal(mirrored, FeatureStore(store).load([tmp_path / "photo.png"]))
+
+
+def test_training_posts_draw_one_view_at_random_each_read():
+    vocab = Vocab.build([["pizza"]])
+    examples = [Example(Path("p.jpg"), ["pizza"])]
+    views = [torch.zeros(1, 2), torch.ones(1, 2)]
+    drawn = [float(_Posts(examples, vocab, views, max_tags=5)[0][0][0]) for _ in range(200)]
+    assert 60 < sum(drawn) < 140  # both views, about half each
+    assert {float(_Posts(examples, vocab, views[:1], max_tags=5)[0][0][0]) for _ in range(20)} == {0.0}
 
 
 def test_checkpoint_saved_on_another_device_loads_on_cpu(tmp_path, monkeypatch):

@@ -125,3 +125,20 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(corpus, tmp_path):
     assert "fox" in writer.tags and writer.model.config.condition == "input+init"
     stories = writer.write([StorySpec(("#fox", "sea"), 80, 0.8, 10, seed) for seed in range(8)])
     assert all(len(story) > 20 and (story[0].isupper() or story[0] in "“‘\"'") for story in stories)
+
+
+def test_story_context_tags_photos_at_the_taggers_own_input_size(photo_paths):
+    from training.evaluate_storyteller import predict_hashtags
+    from training.harrison import Example
+
+    class Recorder:  # a tagger whose encoder takes another side than the default
+        input_size = 64
+        sides: list[tuple[int, int]] = []
+
+        def suggest(self, images, k):
+            self.sides.append(tuple(images.shape[2:]))
+            return [[] for _ in images]
+
+    tagger = Recorder()
+    assert predict_hashtags(tagger, [Example(p, ["pizza"]) for p in photo_paths[:2]]) == [(), ()]
+    assert tagger.sides == [(64, 64)]

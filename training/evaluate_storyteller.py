@@ -101,8 +101,9 @@ def predict_hashtags(tagger, examples: list[Example], k: int = TAGS_PER_POST) ->
     """Each photo's emitted hashtags, best first, as the service would store them."""
     out = []
     for start in range(0, len(examples), IMAGE_BATCH):
-        images = torch.stack([preprocess(e.image.read_bytes()) for e in examples[start:start + IMAGE_BATCH]])
-        out += [tuple(p.text for p in tags) for tags in tagger.suggest(images, k)]  # (B, 3, 224, 224) -> tags
+        images = torch.stack([preprocess(e.image.read_bytes(), size=tagger.input_size)
+                              for e in examples[start:start + IMAGE_BATCH]])  # (B, 3, S, S), S = the encoder's side
+        out += [tuple(p.text for p in tags) for tags in tagger.suggest(images, k)]
     return out
 
 

@@ -8,7 +8,8 @@ stages are fine-tuned train from the same cache. Images are decoded with the ser
 A store is a folder per backbone (`var/features/<backbone>-top<k>/`) of shards: `<name>.npy` holds float16
 activations (N, C, h, w) and `<name>.txt` the N resolved image paths. Lookup is by image path, so any
 HARRISON-format folder over the same images (a held-out split, an admin export) reuses the cache and
-only new images are encoded.
+only new images are encoded. A store with `hflip` (`var/features/<backbone>-top<k>-hflip/`) holds the same
+images mirrored left to right: a training-time augmentation paid for once, at extraction, not every epoch.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -32,26 +34,31 @@ BATCH_SIZE = 32
 SHARD_ROWS = 512  # images per shard file: what an interruption can cost
 ORDER_SEED = 0
 CACHE_TOP_STAGES = 2  # the Lite encoders' last MBConv block and 1x1 head convolution run from the cache
+HFLIP_SUFFIX = "-hflip"  # of the store folder holding the mirrored views
 
 
 class Images(Dataset):
-    """Image files -> (3, size, size) encoder inputs, decoded as the service decodes uploads."""
+    """Image files -> (3, size, size) encoder inputs, decoded as the service decodes uploads (then mirrored left
+    to right if `hflip`)."""
 
-    def __init__(self, paths: list[Path], size: int):
-        self.paths, self.size = paths, size
+    def __init__(self, paths: list[Path], size: int, hflip: bool = False):
+        self.paths, self.size, self.hflip = paths, size, hflip
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return to_tensor(decode_image(self.paths[i].read_bytes()).image, self.size)  # (3, S, S)
+        image = decode_image(self.paths[i].read_bytes()).image
+        if self.hflip:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return to_tensor(image, self.size)  # (3, S, S)
 
 
 class FeatureStore:
     def __init__(self, root: str | Path = DEFAULT_STORE, backbone: str = DEFAULT_BACKBONE,
-                 top_stages: int = CACHE_TOP_STAGES):
-        self.dir = Path(root) / f"{backbone}-top{top_stages}"
-        self.backbone, self.top_stages = backbone, top_stages
+                 top_stages: int = CACHE_TOP_STAGES, hflip: bool = False):
+        self.dir = Path(root) / f"{backbone}-top{top_stages}{HFLIP_SUFFIX if hflip else ''}"
+        self.backbone, self.top_stages, self.hflip = backbone, top_stages, hflip
         self._rows: dict[str, tuple[Path, int]] = {}
         self._arrays: dict[Path, np.ndarray] = {}
         for txt in sorted(self.dir.glob("*.txt")):
@@ -75,10 +82,10 @@ class FeatureStore:
         encoder = encoder.fuse_for_inference().eval()
         encoder = encoder.to(memory_format=torch.channels_last)  # faster depthwise convolutions on CPU
         self.dir.mkdir(parents=True, exist_ok=True)
-        bar = tqdm(total=len(todo), desc=f"encoding ({self.backbone})", unit="img")
+        bar = tqdm(total=len(todo), desc=f"encoding ({self.backbone}{', mirrored' if self.hflip else ''})", unit="img")
         for start in range(0, len(todo), SHARD_ROWS):
             chunk = todo[start:start + SHARD_ROWS]
-            loader = DataLoader(Images(chunk, encoder.input_size), batch_size=BATCH_SIZE, num_workers=workers)
+            loader = DataLoader(Images(chunk, encoder.input_size, self.hflip), batch_size=BATCH_SIZE, num_workers=workers)
             parts = []
             with torch.inference_mode():
                 for images in loader:
@@ -127,12 +134,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=sorted(BACKBONES))
     parser.add_argument("--weights", default=None, help="local weights file for a torchvision backbone")
     parser.add_argument("--workers", type=int, default=1, help="image-decoding worker processes")
+    parser.add_argument("--hflip", action="store_true",
+                        help="also cache each image mirrored left to right (for train-hashtagger --hflip)")
 
 
 def run(args: argparse.Namespace) -> int:
-    store = FeatureStore(args.store, args.backbone)
     paths = [e.image for e in read_split(args.data)]
     encoder = Encoder(EncoderConfig(backbone=args.backbone, weights=args.weights))
-    done = store.extract(paths, encoder, workers=args.workers)
-    print(f"{done} images encoded, {len(paths) - done} already cached, store {store.dir}")
+    for hflip in (False, True) if args.hflip else (False,):
+        store = FeatureStore(args.store, args.backbone, hflip=hflip)
+        done = store.extract(paths, encoder, workers=args.workers)
+        print(f"{done} images encoded, {len(paths) - done} already cached, store {store.dir}")
     return 0

@@ -51,16 +51,18 @@ MIN_SCORES = tuple(round(0.05 * i, 2) for i in range(19))
 
 
 class _Posts(Dataset):
-    """Rows of (cached encoder activations or annotation vectors, float16; tag ids)."""
+    """Rows of (cached encoder activations or annotation vectors, float16; tag ids). With several views (the
+    photos as they are and mirrored), each row is one view chosen at random, uniformly, every time it is read."""
 
-    def __init__(self, examples: list[Example], vocab: Vocab, x: torch.Tensor, max_tags: int):
-        self.examples, self.vocab, self.x, self.max_tags = examples, vocab, x, max_tags
+    def __init__(self, examples: list[Example], vocab: Vocab, views: list[torch.Tensor], max_tags: int):
+        self.examples, self.vocab, self.views, self.max_tags = examples, vocab, views, max_tags
 
     def __len__(self) -> int:
         return len(self.examples)
 
     def __getitem__(self, i: int):
-        return self.x[i], target_ids(self.vocab, self.examples[i].tags, self.max_tags)
+        view = int(torch.randint(len(self.views), ())) if len(self.views) > 1 else 0  # the global, resumed RNG
+        return self.views[view][i], target_ids(self.vocab, self.examples[i].tags, self.max_tags)
 
 
 def target_ids(vocab: Vocab, tags: list[str], max_tags: int) -> list[int]:
@@ -116,6 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"train the encoder's top N stages too (N <= {CACHE_TOP_STAGES}, on the cached activations)")
     p.add_argument("--store", default=str(DEFAULT_STORE), help="feature cache root")
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
+    p.add_argument("--hflip", action="store_true",
+                   help="train on each photo or its mirror image, at random (the mirrored views are cached once)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--export", default=None, help="write the best model here as a float16 inference checkpoint")
 
@@ -161,21 +165,26 @@ def run(args: argparse.Namespace) -> int:
 
     store = FeatureStore(args.store, args.backbone)
     store.extract([e.image for e in train_ex + val_ex], encoder, workers=args.workers)
+    # validation sees the photos as served; training also their mirror images with --hflip
+    train_stores = [store, FeatureStore(args.store, args.backbone, hflip=True)] if args.hflip else [store]
+    train_stores[-1].extract([e.image for e in train_ex], encoder, workers=args.workers)
     tuned = encoder.trainable
     if tuned:  # the top stages train: keep their input
-        train_x, val_x = store.load([e.image for e in train_ex]), store.load([e.image for e in val_ex])
+        train_x, val_x = [s.load([e.image for e in train_ex]) for s in train_stores], store.load([e.image for e in val_ex])
     else:  # frozen: the annotation vectors once
-        train_x, val_x = store.annotations([e.image for e in train_ex], encoder), store.annotations([e.image for e in val_ex], encoder)
+        train_x = [s.annotations([e.image for e in train_ex], encoder) for s in train_stores]
+        val_x = store.annotations([e.image for e in val_ex], encoder)
     features = lambda x: encoder.top(x.float(), store.top_stages) if tuned else x.float()  # noqa: E731  (B, L, D)
     collate = lambda batch: _collate(batch, args.arch, len(vocab))  # noqa: E731
     gen = torch.Generator().manual_seed(args.seed + state["epoch"])
     train_loader = DataLoader(_Posts(train_ex, vocab, train_x, args.max_tags), batch_size=args.batch_size,
                               shuffle=True, collate_fn=collate, num_workers=args.workers, generator=gen)
-    val_loader = DataLoader(_Posts(val_ex, vocab, val_x, args.max_tags), batch_size=args.batch_size,
+    val_loader = DataLoader(_Posts(val_ex, vocab, [val_x], args.max_tags), batch_size=args.batch_size,
                             collate_fn=collate, num_workers=args.workers)
     print(f"{args.arch}: {len(train_ex)} train / {len(val_ex)} val posts, {len(vocab.tags)} tags, "
           f"{sum(p.numel() for p in model.parameters()):,} decoder parameters, "
-          f"encoder {'top ' + str(args.finetune_blocks) + ' stages fine-tuned' if tuned else 'frozen'}")
+          f"encoder {'top ' + str(args.finetune_blocks) + ' stages fine-tuned' if tuned else 'frozen'}"
+          f"{', mirrored views' if args.hflip else ''}")
 
     while state["epoch"] < args.epochs and state["bad_epochs"] < args.patience:
         epoch = state["epoch"] + 1
