@@ -1,7 +1,8 @@
 # The hashtale app image: webhook (gunicorn), Celery worker and beat, migrations, and the one-shot export of the
 # Triton weights. CPU only: with INFERENCE_BACKEND=triton the models run in the triton service
 # (docker/triton.Dockerfile). Configured only through environment variables and Docker secrets (`<NAME>_FILE`);
-# see settings/__init__.py and docker-compose.yml. Versions come from constraints.txt, the set the tests ran with.
+# see hashtale/settings/__init__.py and docker-compose.yml. Versions come from constraints.txt, the set the tests ran
+# with.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,16 +18,8 @@ WORKDIR /app
 COPY constraints.txt ./
 RUN pip install -c constraints.txt torch torchvision
 
-COPY pyproject.toml README.md cli.py alembic.ini ./
-COPY settings settings
-COPY db db
-COPY models models
-COPY inference inference
-COPY monitoring monitoring
-COPY worker worker
-COPY webhook webhook
-COPY training training
-COPY review review
+COPY pyproject.toml README.md alembic.ini ./
+COPY hashtale hashtale
 COPY triton_repo triton_repo
 # Without the [test] extra: no nvidia-pytriton (only `hashtale triton`, the development server, uses it).
 RUN pip install -c constraints.txt . \
@@ -39,4 +32,4 @@ VOLUME ["/data"]
 EXPOSE 8080
 
 # The webhook; docker-compose runs the worker, beat, migrations and the export from this image with other commands.
-CMD ["gunicorn", "--config", "webhook/gunicorn.conf.py", "--bind", "0.0.0.0:8080"]
+CMD ["gunicorn", "--config", "hashtale/webhook/gunicorn.conf.py", "--bind", "0.0.0.0:8080"]

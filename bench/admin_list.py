@@ -25,10 +25,10 @@ from PIL import Image
 from sqlalchemy import create_engine, insert, text
 from werkzeug.security import generate_password_hash
 
-from db import Hashtag, Post, PostStatus, Story, make_engine, migrate
-from db.reviews import Admin, ReviewState, ReviewStateChange
+from hashtale.db import Hashtag, Post, PostStatus, Story, make_engine, migrate
+from hashtale.db.reviews import Admin, ReviewState, ReviewStateChange
 from tests.support.databases import PG_ADMIN_URL
-from webhook import create_app
+from hashtale.webhook import create_app
 
 TAGS = ["food", "coffee", "beach", "sunset", "cat", "dog", "love", "travel", "city", "flower", "car", "shoes"]
 HASHTAGS_PER_POST = 5

@@ -16,10 +16,10 @@ import time
 import torch
 
 from bench import machine
-from models.encoder import BACKBONES, LITE_BACKBONES, Encoder, EncoderConfig
-from models.tagger import Tagger
-from models.vocab import SPECIALS, Vocab
-from models.hashtagger import SATConfig, SATHashtagger
+from hashtale.models.encoder import BACKBONES, LITE_BACKBONES, Encoder, EncoderConfig
+from hashtale.models.tagger import Tagger
+from hashtale.models.vocab import SPECIALS, Vocab
+from hashtale.models.hashtagger import SATConfig, SATHashtagger
 
 CHUNK = 8  # images per encoder pass in the Triton model (config.pbtxt encode_chunk)
 WARMUP = 3

@@ -32,10 +32,10 @@ from pathlib import Path
 import requests
 from sqlalchemy import func, select
 
-from db.schema import FINAL_STATUSES, Post, PostStatus
-from db.session import make_engine, make_session_factory, migrate
-from inference.tritonserver import TritonServer, free_port
-from settings import PROJECT_ROOT
+from hashtale.db.schema import FINAL_STATUSES, Post, PostStatus
+from hashtale.db.session import make_engine, make_session_factory, migrate
+from hashtale.inference.tritonserver import TritonServer, free_port
+from hashtale.settings import PROJECT_ROOT
 from tests.support.data import PHOTOS_DIR
 from tests.support.servers import PostgresServer, RedisServer
 from tests.support.workers import WorkerProcess
@@ -79,7 +79,7 @@ class Stack:
         self.triton.start()
         self.env["TRITON_URL"] = self.triton.grpc_url
         self.webhook = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "webhook/gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}"],
+            [sys.executable, "-m", "gunicorn", "-c", "hashtale/webhook/gunicorn.conf.py", "-b", f"127.0.0.1:{self.port}"],
             cwd=PROJECT_ROOT, env={**os.environ, **self.env}, stdout=(self.root / "webhook.log").open("wb"),
             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT

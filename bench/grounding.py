@@ -30,13 +30,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.image import decode_image, to_tensor
-from models.tagger import Tagger
-from models.vocab import START_ID
-from settings import PROJECT_ROOT
-from training.attention_png import draw
-from training.harrison import holdout_split, read_split
-from training.train_hashtagger import DEFAULT_SPLIT_SEED
+from hashtale.models.image import decode_image, to_tensor
+from hashtale.models.tagger import Tagger
+from hashtale.models.vocab import START_ID
+from hashtale.settings import PROJECT_ROOT
+from hashtale.training.attention_png import draw
+from hashtale.training.harrison import holdout_split, read_split
+from hashtale.training.train_hashtagger import DEFAULT_SPLIT_SEED
 
 PHOTOS_DIR = PROJECT_ROOT.parent / "shared" / "datasets" / "photos"
 HOLDOUT = 0.2  # as the shipped model was trained

@@ -1,6 +1,6 @@
 """Ingest throughput, from one run: the webhook's accept rate, then end-to-end posts/s through Celery with the local
 backend, set against the bare in-process models on the same photos and cores (what end to end is compared with),
-with and without cross-post batching (worker/batching.py).
+with and without cross-post batching (hashtale/worker/batching.py).
 
     .venv/bin/python -m bench.ingest                         # full run: run it on an otherwise idle machine
     .venv/bin/python -m bench.ingest --posts 8 --lone 2      # a quick check that it runs (figures meaningless)
@@ -13,10 +13,10 @@ For every batch size (1: batching off, today's one post per model call):
   SQLite broker, as `hashtale serve` runs): photos POSTed through the webhook app, a `hashtale worker` with
   BATCH_SIZE=batch, from the first POST to the last post done; then lone posts, one at a time, whose median time
   from receipt to done (the database's created_at to updated_at) shows what a post pays for the batch wait.
-For the embedded stack it first prints the SQLite broker's fetch rate, kombu's transport against worker/sql_transport.py.
-Posts/s are wall-clock rates on whatever else the machine is doing; CPU seconds per post (bare: the model processes;
-end to end: the worker and its pool) hardly depend on it, so their ratio is the steadier measure of what Celery,
-the broker and the database add on a shared machine.
+For the embedded stack it first prints the SQLite broker's fetch rate, kombu's transport against
+hashtale/worker/sql_transport.py. Posts/s are wall-clock rates on whatever else the machine is doing; CPU seconds per
+post (bare: the model processes; end to end: the worker and its pool) hardly depend on it, so their ratio is the
+steadier measure of what Celery, the broker and the database add on a shared machine.
 """
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ from sqlalchemy import func, select
 
 from bench import machine
 from bench import webhook as bench_webhook
-from db.schema import Post, PostStatus
-from db.session import make_engine, make_session_factory, migrate
-from inference.tritonserver import free_port
-from settings import PROJECT_ROOT, Settings
+from hashtale.db.schema import Post, PostStatus
+from hashtale.db.session import make_engine, make_session_factory, migrate
+from hashtale.inference.tritonserver import free_port
+from hashtale.settings import PROJECT_ROOT, Settings
 from tests.support.brokers import REDIS_URL
 from tests.support.data import PHOTOS_DIR
 from tests.support.databases import scratch_pg_database
@@ -97,19 +97,19 @@ def accept_rate(bw, photos: list[bytes], posts: int, concurrency: int, work: Pat
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait()
             purge_queue(queue)
-    print(f"webhook accept rate (gunicorn, webhook/gunicorn.conf.py, {concurrency} concurrent connections, "
+    print(f"webhook accept rate (gunicorn, hashtale/webhook/gunicorn.conf.py, {concurrency} concurrent connections, "
           f"PostgreSQL + Redis, multipart): {posts / seconds:.0f} posts/s   answers {codes}", flush=True)
 
 
 def sqlite_broker_rate(work: Path, messages: int = BROKER_MESSAGES) -> None:
     """Where the embedded stack's batching is capped: messages/s that one consumer fetches and acknowledges, one
-    at a time as a worker does, on kombu's own SQLAlchemy transport and on ours (worker/sql_transport.py)."""
+    at a time as a worker does, on kombu's own SQLAlchemy transport and on ours (hashtale/worker/sql_transport.py)."""
     from kombu import Connection
     from kombu.transport import sqlalchemy as kombu_sqla
 
-    from worker import sql_transport
+    from hashtale.worker import sql_transport
 
-    variants = (("kombu's transport", kombu_sqla.Transport), ("worker/sql_transport.py", sql_transport.Transport))
+    variants = (("kombu's transport", kombu_sqla.Transport), ("hashtale/worker/sql_transport.py", sql_transport.Transport))
     for name, transport in variants:
         url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='broker-', dir=work)) / 'broker.sqlite'}"  # transport= picks
         with Connection(url, transport=transport) as connection:
@@ -128,9 +128,9 @@ def sqlite_broker_rate(work: Path, messages: int = BROKER_MESSAGES) -> None:
 def _bare_process(paths: list[str], threads: int, batch: int, barrier, results) -> None:
     """One process of the bare variant: load the models, wait for the others, then tag and tell its photos,
     `batch` at a time."""
-    from inference import only
-    from inference.local import LocalBackend
-    from worker import pipeline
+    from hashtale.inference import only
+    from hashtale.inference.local import LocalBackend
+    from hashtale.worker import pipeline
 
     settings = Settings.from_env(torch_threads=threads)
     k = settings.hashtags_per_post
@@ -243,7 +243,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
     model -> mean posts per model call) through the webhook, the broker, a `hashtale worker` (already warm) and
     the database. `senders` > 0: the measured posts go over HTTP to the webhook under gunicorn from that many
     connections at once; 0: one after another through the app in this process."""
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     media = work / f"media-{kind}-{batch}"
     with stack(kind, work) as (url, broker, queue):
@@ -255,7 +255,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
         engine = make_engine(url)
         sessions = make_session_factory(engine)
         log = open(work / f"worker-{kind}-{batch}.log", "wb")
-        worker = subprocess.Popen([sys.executable, "-m", "cli", "worker", "--concurrency", str(concurrency)],
+        worker = subprocess.Popen([sys.executable, "-m", "hashtale.cli", "worker", "--concurrency", str(concurrency)],
                                   cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         try:

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 
 from bench import machine
-from inference.tritonserver import TritonServer
-from settings import PROJECT_ROOT
+from hashtale.inference.tritonserver import TritonServer
+from hashtale.settings import PROJECT_ROOT
 from tests.support.data import PHOTOS_DIR
 
 PERF_ANALYZER = PROJECT_ROOT / "scripts" / "perf-analyzer.sh"

@@ -1,5 +1,5 @@
-"""What preparing one posted image for the model costs (models.image.preprocess: decode, upright, resize, crop),
-for the extreme shapes and sizes the webhook accepts or refuses.
+"""What preparing one posted image for the model costs (hashtale.models.image.preprocess: decode, upright, resize,
+crop), for the extreme shapes and sizes the webhook accepts or refuses.
 
     .venv/bin/python -m bench.prepare
 
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.image import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, MAX_ASPECT_RATIO
+from hashtale.models.image import DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE, MAX_ASPECT_RATIO
 
 MEASURE = """
 import resource, sys, time
 import torch
 torch.set_num_threads(1)
-from models.image import InvalidImage, preprocess
+from hashtale.models.image import InvalidImage, preprocess
 data = open(sys.argv[1], "rb").read()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 wall, cpu = time.perf_counter(), time.process_time()

@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 
 from bench import machine
-from db.session import migrate
-from settings import PROJECT_ROOT
-from inference.tritonserver import free_port
+from hashtale.db.session import migrate
+from hashtale.settings import PROJECT_ROOT
+from hashtale.inference.tritonserver import free_port
 from tests.support.slow_clients import TRICKLE, probe, stalled_client
 
 PROBE_INTERVAL = 0.05  # seconds
@@ -70,7 +70,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_gunicorn(env: dict, port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "webhook/gunicorn.conf.py",
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "hashtale/webhook/gunicorn.conf.py",
                              "-b", f"127.0.0.1:{port}"], cwd=PROJECT_ROOT, env={**os.environ, **env},
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     wait_listening(port, proc, log)
@@ -78,7 +78,7 @@ def start_gunicorn(env: dict, port: int, log: Path) -> subprocess.Popen:
 
 
 def start_waitress(env: dict, port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "webhook.embedded_server", "--port", str(port)], cwd=PROJECT_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "hashtale.webhook.embedded_server", "--port", str(port)], cwd=PROJECT_ROOT,
                             env={**os.environ, **env}, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     wait_listening(port, proc, log)

@@ -4,7 +4,7 @@
 
 Variants, each for 1 story and for --batches stories at once (each story conditioned on its own hashtag set):
 - `step-cell`: what `StoryWriter.write` runs (embedding folded into the first layer, fused upper-layer matmuls), with
-  mention steering (models/steering.py) when the checkpoint has its tag words;
+  mention steering (hashtale/models/steering.py) when the checkpoint has its tag words;
 - `no-steer`: the same without mention steering;
 - `nn.LSTM`: the same sampling loop (steered) calling the module's `forward` one character at a time.
 Figures are characters of finished stories per second of wall-clock time and per second of this process's CPU time
@@ -19,8 +19,8 @@ import time
 import torch
 
 from bench import machine
-from models.sampling import StepCell, StorySpec, generate
-from models.writer import StoryWriter
+from hashtale.models.sampling import StepCell, StorySpec, generate
+from hashtale.models.writer import StoryWriter
 
 TAG_SETS = (("leopard", "wildcat"), ("ocean", "beach", "sand"), ("dalmatian",), ("pizza", "food"),
             ("ketch", "sea"), ("forest", "tree"), ("fox",), ("castle", "garden"))

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from bench import machine
-from inference import StoryRequest
-from inference.repository import REPOSITORY, config_parameter, weights_path
-from inference.triton import TritonBackend
-from inference.tritonserver import TritonServer
+from hashtale.inference import StoryRequest
+from hashtale.inference.repository import REPOSITORY, config_parameter, weights_path
+from hashtale.inference.triton import TritonBackend
+from hashtale.inference.tritonserver import TritonServer
 from tests.support.data import PHOTOS_DIR
 from tests.support.triton import executions_by_batch_size, variant_repository
 
@@ -131,9 +131,9 @@ def in_process_references(images: list[bytes], stories: list[StoryRequest], thre
     it (the encoder in chunks of `encode_chunk` images, one batched beam search)."""
     import torch
 
-    from models.image import preprocess
-    from models.tagger import Tagger
-    from models.writer import StorySpec, StoryWriter
+    from hashtale.models.image import preprocess
+    from hashtale.models.tagger import Tagger
+    from hashtale.models.writer import StorySpec, StoryWriter
 
     torch.set_num_threads(threads)
     tagger = Tagger.load(weights_path(REPOSITORY, "hashtagger"),

@@ -1,7 +1,8 @@
 """The webhook's request path, variant by variant, in one run.
 
-1. Parsing one multipart post: Werkzeug's parser against the fast path of webhook/multipart.py.
-2. The accept rate under gunicorn with the shipped config (webhook/gunicorn.conf.py), multipart and JSON posts of
+1. Parsing one multipart post: Werkzeug's parser against the fast path of hashtale/webhook/multipart.py.
+2. The accept rate under gunicorn with the shipped config (hashtale/webhook/gunicorn.conf.py), multipart and JSON posts
+   of
    real photos, each with its own external id, at a fixed number of concurrent keep-alive connections; with the
    server's CPU time per post (all gunicorn workers, from /proc), which does not depend on what else runs.
 
@@ -35,13 +36,13 @@ from werkzeug.test import EnvironBuilder, encode_multipart
 from werkzeug.wrappers import Request
 
 from bench import machine
-from db import migrate
-from inference.tritonserver import free_port
-from settings import PROJECT_ROOT
+from hashtale.db import migrate
+from hashtale.inference.tritonserver import free_port
+from hashtale.settings import PROJECT_ROOT
 from tests.support.brokers import REDIS_URL
 from tests.support.data import PHOTOS_DIR
 from tests.support.databases import PG_ADMIN_URL
-from webhook import multipart
+from hashtale.webhook import multipart
 
 PARSE_REPEATS = 500
 WARMUP_POSTS = 200
@@ -133,8 +134,8 @@ def worker_cpu_seconds(master_pid: int) -> float:
 
 def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "webhook/gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
-        # A PostgreSQL deployment refuses to start without a SECRET_KEY (settings/secret_key.py).
+        [sys.executable, "-m", "gunicorn", "-c", "hashtale/webhook/gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
+        # A PostgreSQL deployment refuses to start without a SECRET_KEY (hashtale/settings/secret_key.py).
         cwd=PROJECT_ROOT, env={"SECRET_KEY": secrets.token_hex(), **os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)},
         stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
@@ -179,7 +180,7 @@ def main() -> int:
     port = free_port()
     proc = start_gunicorn(env, port, work / "gunicorn.log")
     try:
-        conf = runpy.run_path(str(PROJECT_ROOT / "webhook" / "gunicorn.conf.py"))
+        conf = runpy.run_path(str(PROJECT_ROOT / "hashtale" / "webhook" / "gunicorn.conf.py"))
         print(f"accept rate under gunicorn ({conf['workers']} workers x {conf['threads']} threads), "
               f"{args.concurrency} connections, "
               f"{'SQLite + SQLAlchemy broker' if args.embedded else 'PostgreSQL + Redis'}:")

@@ -7,8 +7,8 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-import cli
-from db.reviews import Admin, Review, ReviewStateChange
+from hashtale import cli
+from hashtale.db.reviews import Admin, Review, ReviewStateChange
 from tests.support.admin import PASSWORD, add_admin, add_post, csrf_token, log_in
 
 SESSION_SECONDS = 1  # the shortest idle expiry the test can wait out
@@ -132,7 +132,7 @@ def test_a_reviewer_cannot_overwrite_another_reviewers_review(app, post_id, sess
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sessions_expire(database_url, tmp_path, post_id):
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"),
                       "admin_session_minutes": SESSION_SECONDS / 60})
@@ -174,8 +174,8 @@ def _forged_cookie(secret_key: str, admin_id: int) -> str:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_embedded_default_generates_its_key_once_and_a_forged_session_is_refused(database_url, tmp_path, post_id):
-    from settings.secret_key import KEY_FILE_NAME, MIN_LENGTH
-    from webhook import create_app
+    from hashtale.settings.secret_key import KEY_FILE_NAME, MIN_LENGTH
+    from hashtale.webhook import create_app
 
     config = {"database_url": database_url, "media_dir": str(tmp_path / "media")}  # no secret_key: the README's path
     app = create_app(config)
@@ -192,8 +192,8 @@ def test_the_embedded_default_generates_its_key_once_and_a_forged_session_is_ref
 
 
 def test_a_deployment_without_a_usable_secret_key_refuses_to_start(tmp_path):
-    from settings.secret_key import MissingSecretKey
-    from webhook import create_app
+    from hashtale.settings.secret_key import MissingSecretKey
+    from hashtale.webhook import create_app
 
     pg_url = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     with pytest.raises(MissingSecretKey, match="SECRET_KEY"):
@@ -203,7 +203,7 @@ def test_a_deployment_without_a_usable_secret_key_refuses_to_start(tmp_path):
 
 
 def test_the_secret_key_can_come_from_a_file(tmp_path):
-    from settings import Settings
+    from hashtale.settings import Settings
 
     secret = tmp_path / "secret_key"
     secret.write_text("k" * 40 + "\n")
@@ -219,8 +219,8 @@ def _attempt(client, username: str, password: str, address: str) -> int:
 
 
 def test_failed_log_ins_are_throttled_per_address_and_per_username(database_url, tmp_path, post_id):
-    from webhook import create_app
-    from webhook.throttle import MEMORY_STORAGE, storage_uri
+    from hashtale.webhook import create_app
+    from hashtale.webhook.throttle import MEMORY_STORAGE, storage_uri
 
     app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"),
                       "secret_key": "k" * 40, "login_rate_limit": "3 per minute"})
@@ -234,8 +234,8 @@ def test_failed_log_ins_are_throttled_per_address_and_per_username(database_url,
 
 
 def test_log_in_failures_are_counted_in_redis_when_the_broker_is_redis():
-    from settings import Settings
-    from webhook.throttle import storage_uri
+    from hashtale.settings import Settings
+    from hashtale.webhook.throttle import storage_uri
 
     assert storage_uri(Settings(broker_url="redis://redis:6379/0")) == "redis://redis:6379/0"
     assert storage_uri(Settings(broker_url="redis://r/0", ratelimit_storage_url="redis://other/1")) == "redis://other/1"
@@ -260,7 +260,7 @@ def test_log_out_revokes_the_session_server_side(app, post_id):
 
 
 def test_every_response_carries_the_security_headers(app, post_id):
-    from webhook.headers import SECURITY_HEADERS
+    from hashtale.webhook.headers import SECURITY_HEADERS
 
     client = app.test_client()
     log_in(client, "ann")
@@ -280,7 +280,7 @@ def test_redirects_never_take_their_host_from_the_request(app, post_id):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_trusted_hosts_and_secure_cookies(database_url, tmp_path, post_id):
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"), "secret_key": "k" * 40,
                       "trusted_hosts": "hooks.example.com, localhost", "secure_cookies": True})
@@ -297,7 +297,7 @@ def test_trusted_hosts_and_secure_cookies(database_url, tmp_path, post_id):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_deployment_can_leave_the_admin_pages_out(database_url, tmp_path):
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"), "admin_enabled": False})
     client = app.test_client()
@@ -309,7 +309,7 @@ def test_a_deployment_can_leave_the_admin_pages_out(database_url, tmp_path):
 def test_with_a_redis_broker_every_process_shares_the_log_in_counts(database_url, tmp_path, post_id, redis_url):
     import uuid
 
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     config = {"database_url": database_url, "media_dir": str(tmp_path / "media"), "secret_key": "k" * 40,
               "broker_url": redis_url, "login_rate_limit": "2 per minute"}
@@ -323,7 +323,7 @@ def test_with_a_redis_broker_every_process_shares_the_log_in_counts(database_url
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_client_address_comes_from_a_proxy_only_when_one_is_trusted(database_url, tmp_path, post_id):
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     def attempts(trusted_proxies: int) -> list[int]:
         app = create_app({"database_url": database_url, "media_dir": str(tmp_path / "media"), "secret_key": "k" * 40,

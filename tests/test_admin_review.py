@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from db.reviews import Closeness, Review, ReviewState, ReviewStateChange, TagChange
-from db.schema import PostStatus
-from review.queue import PAGE_SIZE
+from hashtale.db.reviews import Closeness, Review, ReviewState, ReviewStateChange, TagChange
+from hashtale.db.schema import PostStatus
+from hashtale.review.queue import PAGE_SIZE
 from tests.support.admin import GRID, T0, add_admin, add_post, csrf_token, log_in
 from tests.support.webhook import read_url
-from webhook.admin.heatmap import overlay_size, seen_square
+from hashtale.webhook.admin.heatmap import overlay_size, seen_square
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""A batch fills while the pool is busy, on both brokers (worker/batching.py): posts that arrive while the worker's
-one pool process runs another post's batch reach the model as ONE call once the process is free, not as one small
-call per stage wait. With Redis, Celery's semaphore holds the hand-over back; with the embedded SQLite broker (no
+"""A batch fills while the pool is busy, on both brokers (hashtale/worker/batching.py): posts that arrive while the
+worker's one pool process runs another post's batch reach the model as ONE call once the process is free, not as one
+small call per stage wait. With Redis, Celery's semaphore holds the hand-over back; with the embedded SQLite broker (no
 event loop) the batch waits on billiard's semaphore of free processes before it is sealed."""
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from db.schema import Post, PostStatus
-from db.session import make_engine, make_session_factory, migrate
-from inference.tritonserver import free_port
+from hashtale.db.schema import Post, PostStatus
+from hashtale.db.session import make_engine, make_session_factory, migrate
+from hashtale.inference.tritonserver import free_port
 from tests.support.workers import post_photos, running_worker, wait_until_final
-from webhook import create_app
+from hashtale.webhook import create_app
 
 pytestmark = pytest.mark.slow  # a Celery worker process
 

@@ -1,13 +1,14 @@
-"""worker/batching.py's gathering: the model calls of one batch job's requests, made as one call, in threads as the
-pool job runs them (the Celery side is exercised by tests/test_tasks.py, test_resilience.py and test_monitoring.py)."""
+"""hashtale/worker/batching.py's gathering: the model calls of one batch job's requests, made as one call, in threads as
+the pool job runs them (the Celery side is exercised by tests/test_tasks.py, test_resilience.py and
+test_monitoring.py)."""
 from __future__ import annotations
 
 import functools
 
 import pytest
 
-from inference import InferenceUnavailable, InvalidImage
-from worker.batching import run_gathered, submit
+from hashtale.inference import InferenceUnavailable, InvalidImage
+from hashtale.worker.batching import run_gathered, submit
 
 
 def outcome(work, i):
@@ -59,8 +60,8 @@ def test_outside_a_batch_job_submit_calls_for_its_one_item():
 def test_triton_batched_calls_give_each_item_its_own_outcome():
     """The Triton backend sends a batch's requests concurrently; a server that cannot be reached is each request's
     own InferenceUnavailable (its post parks), not an error of the call."""
-    from inference.triton import TritonBackend
-    from inference.tritonserver import free_port
+    from hashtale.inference.triton import TritonBackend
+    from hashtale.inference.tritonserver import free_port
 
     backend = TritonBackend(f"127.0.0.1:{free_port()}", timeout=2.0)  # nothing listens there
     try:
@@ -71,9 +72,9 @@ def test_triton_batched_calls_give_each_item_its_own_outcome():
 
 
 def test_a_post_is_gathered_once_per_batched_stage_and_the_stages_share_the_wait():
-    import worker.tasks  # noqa: F401  (registers the tasks, as the worker does)
-    from worker.batching import BATCHED_STAGES, STRATEGY
-    from worker.celery_app import celery
+    import hashtale.worker.tasks  # noqa: F401  (registers the tasks, as the worker does)
+    from hashtale.worker.batching import BATCHED_STAGES, STRATEGY
+    from hashtale.worker.celery_app import celery
 
     gathering = [name for name, task in celery.tasks.items() if getattr(task, "Strategy", None) == STRATEGY]
     assert sorted(gathering) == ["worker.tasks.suggest_hashtags", "worker.tasks.write_story"]

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.beam import Hypothesis, beam_search, emitted_tags
-from models.hashtagger import SATConfig, SATHashtagger
-from models.show_and_tell import ShowAndTell, ShowTellConfig
-from models.tagger import Tagger
-from models.vocab import END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, Vocab
+from hashtale.models.beam import Hypothesis, beam_search, emitted_tags
+from hashtale.models.hashtagger import SATConfig, SATHashtagger
+from hashtale.models.show_and_tell import ShowAndTell, ShowTellConfig
+from hashtale.models.tagger import Tagger
+from hashtale.models.vocab import END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, Vocab
 
 N_TAGS = 3
 MAX_LEN = 3
@@ -125,7 +125,7 @@ class _TinyEncoder(torch.nn.Module):
 
 
 def test_untrained_tagger_suggests_distinct_tags_on_a_real_photo(coffee_jpeg):
-    from models.image import preprocess
+    from hashtale.models.image import preprocess
 
     tagger = Tagger.untrained()
     assert not tagger.trained and tagger.version == "untrained" and tagger.attention_shape == (7, 7)

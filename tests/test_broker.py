@@ -6,10 +6,10 @@ import uuid
 import pytest
 from kombu import Connection
 
-import worker.celery_app  # noqa: F401  (installs our transports before any connection, as every process does)
+import hashtale.worker.celery_app  # noqa: F401  (installs our transports before any connection, as every process does)
 from tests.support.brokers import REDIS_URL
-from worker import sql_transport
-from worker.broker import has_fanout, queue_depth
+from hashtale.worker import sql_transport
+from hashtale.worker.broker import has_fanout, queue_depth
 
 
 @pytest.fixture(params=["redis", "sqlite"])

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from db.reviews import Closeness, Review, ReviewState, ReviewStateChange
+from hashtale.db.reviews import Closeness, Review, ReviewState, ReviewStateChange
 from tests.support.admin import PASSWORD, add_admin, add_post
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

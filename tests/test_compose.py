@@ -9,7 +9,7 @@ import tomllib
 import pytest
 import yaml
 
-from settings import PROJECT_ROOT
+from hashtale.settings import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
 ONE_SHOT = {"migrate", "export"}  # run once and exit: nothing to probe
@@ -54,7 +54,7 @@ def test_triton_drains_before_it_is_killed_and_runs_the_tested_release(compose):
     drain = int(re.search(r"--exit-timeout-secs=(\d+)", " ".join(triton["command"])).group(1))
     assert seconds(triton["stop_grace_period"]) > drain
     dockerfile = (PROJECT_ROOT / "docker" / "triton.Dockerfile").read_text()
-    from inference.tritonserver import TRITON_RELEASES, WHEEL_TRITON_VERSION
+    from hashtale.inference.tritonserver import TRITON_RELEASES, WHEEL_TRITON_VERSION
 
     image_tag = re.search(r"ARG TRITON_VERSION=(\S+)", dockerfile).group(1)
     assert TRITON_RELEASES[image_tag] == WHEEL_TRITON_VERSION  # the server the tests run is the one compose runs

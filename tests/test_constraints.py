@@ -7,7 +7,7 @@ from importlib.metadata import version
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from settings import PROJECT_ROOT
+from hashtale.settings import PROJECT_ROOT
 
 # The broker and task stack whose behaviour the resilience tests pin down, and the model runtime.
 MUST_MATCH = ("celery", "kombu", "billiard", "amqp", "vine", "redis", "sqlalchemy", "psycopg", "flask", "werkzeug",

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import db
-from db import Post, PostStatus, make_engine, migrate
-from db.schema import TRANSITIONS, InvalidTransition
+from hashtale import db
+from hashtale.db import Post, PostStatus, make_engine, migrate
+from hashtale.db.schema import TRANSITIONS, InvalidTransition
 from tests.support.databases import scratch_pg_database
 
 
@@ -67,8 +67,8 @@ def test_every_non_final_state_can_fail():
 def test_migrate_goes_down_and_up_and_says_where_it_is(migrated_url, capsys):
     from alembic.script import ScriptDirectory
 
-    import cli
-    from db.session import alembic_config, current_revision
+    from hashtale import cli
+    from hashtale.db.session import alembic_config, current_revision
 
     head = ScriptDirectory.from_config(alembic_config(migrated_url)).get_current_head()
     assert current_revision(migrated_url) == head
@@ -90,7 +90,7 @@ def test_the_alembic_cli_works_from_the_checkout(tmp_path):
     import sys
     from pathlib import Path
 
-    from settings import PROJECT_ROOT
+    from hashtale.settings import PROJECT_ROOT
 
     url = f"sqlite:///{tmp_path / 'cli.sqlite'}"
     alembic = [str(Path(sys.executable).parent / "alembic"), "-c", str(PROJECT_ROOT / "alembic.ini")]
@@ -105,7 +105,7 @@ def test_the_alembic_cli_works_from_the_checkout(tmp_path):
 def test_migrations_downgrade_and_upgrade_again(migrated_url):
     from alembic import command
 
-    from db.session import alembic_config
+    from hashtale.db.session import alembic_config
 
     command.downgrade(alembic_config(migrated_url), "0002")
     engine = make_engine(migrated_url)
@@ -130,7 +130,7 @@ def _check_0003(url: str) -> None:
     from alembic import command
     from sqlalchemy import text
 
-    from db.session import alembic_config
+    from hashtale.db.session import alembic_config
 
     migrate(url, "0002")
     engine = make_engine(url)

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-import cli
-from training.harrison import read_split, write_split
+from hashtale import cli
+from hashtale.training.harrison import read_split, write_split
 
 TAGS = ("airplane", "motorbike")
 PER_TAG = 3
@@ -48,7 +48,7 @@ def test_evaluate_writes_one_table_for_all_models(trained):
 
 
 def test_annotation_metrics_as_the_corel5k_code_computes_them():
-    from training.metrics import annotation_metrics
+    from hashtale.training.metrics import annotation_metrics
 
     truth = [["sky", "sea"], ["sky"], ["cat"]]
     pred = [["sky", "tree"], ["sea"], ["cat", "sky"]]

@@ -5,11 +5,11 @@ import os
 
 import pytest
 
-import cli
-from db.reviews import Admin, Closeness, ReviewState
-from review.history import ReviewAnswers, submit_review
+from hashtale import cli
+from hashtale.db.reviews import Admin, Closeness, ReviewState
+from hashtale.review.history import ReviewAnswers, submit_review
 from tests.support.admin import add_admin, add_post
-from training.harrison import read_split
+from hashtale.training.harrison import read_split
 
 TAGS = ["food", "coffee", "cafe"]
 
@@ -92,8 +92,8 @@ def test_the_export_trains_the_hashtagger(database_url, sessions, tmp_path, phot
             "--patience", "1"]
     assert cli.main(["train-hashtagger", "--data", str(split), "--out", str(run), "--store", str(tmp_path / "features"),
                      *tiny]) == 0
-    from models.checkpoint import load_checkpoint
-    from models.tagger import CHECKPOINT_KIND
+    from hashtale.models.checkpoint import load_checkpoint
+    from hashtale.models.tagger import CHECKPOINT_KIND
 
     checkpoint = load_checkpoint(run / "last.pt", kind=CHECKPOINT_KIND)
     assert checkpoint["step"] == 1

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db import Post, PostStatus
-from models.image import InvalidImage, preprocess
-from worker.celery_app import make_celery
+from hashtale.db import Post, PostStatus
+from hashtale.models.image import InvalidImage, preprocess
+from hashtale.worker.celery_app import make_celery
 from tests.support.images import encoded, photo_with_exif, rotated_jpeg
 from tests.support.webhook import media_files
 

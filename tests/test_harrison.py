@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from models.vocab import END_ID, SPECIALS, START_ID, Vocab
-from training.harrison import Example, holdout_split, read_split, write_split
+from hashtale.models.vocab import END_ID, SPECIALS, START_ID, Vocab
+from hashtale.training.harrison import Example, holdout_split, read_split, write_split
 from tests.support.data import SHARED_DATASETS
 
 HARRISON_POSTS = 57_383

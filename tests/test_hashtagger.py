@@ -11,18 +11,18 @@ import pytest
 import torch
 from PIL import Image
 
-import cli
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.encoder import Encoder, EncoderConfig
-from models.hashtagger import SATConfig, SATHashtagger, doubly_stochastic, order_tags
-from models.multilabel import MultiLabelClassifier, MultiLabelConfig
-from models.show_and_tell import ShowAndTell, ShowTellConfig
-from models.tagger import Tagger
-from models.vocab import SPECIALS, Vocab
-from models.image import decode_image
-from training.features import FeatureStore
-from training.harrison import Example, read_split, write_split
-from training.train_hashtagger import _Posts
+from hashtale import cli
+from hashtale.models.checkpoint import load_checkpoint, save_checkpoint
+from hashtale.models.encoder import Encoder, EncoderConfig
+from hashtale.models.hashtagger import SATConfig, SATHashtagger, doubly_stochastic, order_tags
+from hashtale.models.multilabel import MultiLabelClassifier, MultiLabelConfig
+from hashtale.models.show_and_tell import ShowAndTell, ShowTellConfig
+from hashtale.models.tagger import Tagger
+from hashtale.models.vocab import SPECIALS, Vocab
+from hashtale.models.image import decode_image
+from hashtale.training.features import FeatureStore
+from hashtale.training.harrison import Example, read_split, write_split
+from hashtale.training.train_hashtagger import _Posts
 
 B, L, D, V = 3, 49, 1280, len(SPECIALS) + 6
 TINY_TAGS = ("airplane", "pizza", "tshirt")
@@ -243,7 +243,7 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
     assert raw["optimizer"] is None and raw["vocab"][len(SPECIALS):] and raw["model_args"]["arch"] == "sat"
     tagger = Tagger.load(shipped)
     assert tagger.trained and tagger.name == "sat-effnetlite0" and len(tagger.version) == 12
-    from models.image import preprocess
+    from hashtale.models.image import preprocess
 
     images = torch.stack([preprocess(p.read_bytes(), size=tagger.input_size)
                           for p in [e.image for e in read_split(tiny_data)][:2]])
@@ -320,7 +320,7 @@ def test_checkpoint_saved_on_another_device_loads_on_cpu(tmp_path, monkeypatch):
 def test_bfloat16_encoder_gives_the_same_tags_whatever_the_batch(photo_paths):
     """The served precision: features do not depend on how images are batched (Triton groups requests as
     they come), and the tags agree with float32 on real photos."""
-    from models.image import preprocess
+    from hashtale.models.image import preprocess
 
     fp32, bf16 = Tagger.load(precision="fp32"), Tagger.load(precision="bf16")
     images = torch.stack([preprocess(p.read_bytes(), size=fp32.input_size) for p in photo_paths[:8]])  # (8, 3, S, S)
@@ -336,7 +336,7 @@ def test_bfloat16_encoder_gives_the_same_tags_whatever_the_batch(photo_paths):
 
 
 def test_precision_auto_resolves_and_unknown_is_refused():
-    from models.tagger import resolve_precision
+    from hashtale.models.tagger import resolve_precision
 
     assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
     assert resolve_precision("fp32", "cpu") == "fp32"
@@ -345,7 +345,7 @@ def test_precision_auto_resolves_and_unknown_is_refused():
 
 
 def test_asymmetric_loss_is_bce_without_focusing_and_spares_easy_negatives():
-    from models.asymmetric_loss import asymmetric_loss
+    from hashtale.models.asymmetric_loss import asymmetric_loss
 
     logits, targets = torch.randn(4, 7), (torch.rand(4, 7) > 0.7).float()
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)

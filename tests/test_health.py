@@ -5,10 +5,10 @@ import secrets
 
 import pytest
 
-from db.session import migrate
-from inference.tritonserver import TritonServer, free_port
+from hashtale.db.session import migrate
+from hashtale.inference.tritonserver import TritonServer, free_port
 from tests.support.servers import PostgresServer, RedisServer
-from webhook import create_app
+from hashtale.webhook import create_app
 
 
 @pytest.fixture

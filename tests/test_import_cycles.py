@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from settings import PROJECT_ROOT
+from hashtale.settings import PROJECT_ROOT
 
 SCRIPT = PROJECT_ROOT / "scripts" / "import_cycles.py"
 

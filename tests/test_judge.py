@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from training import judge, story_quality
+from hashtale.training import judge, story_quality
 
 
 @pytest.mark.slow  # loads a sentence-transformers model
@@ -15,7 +15,7 @@ def test_judge_loads_with_the_hub_offline():
     code = ("import socket\n"
             "def refuse(*a, **k): raise OSError('network used')\n"
             "socket.socket.connect = refuse\n"  # any connection attempt fails loudly
-            "from training import judge\n"
+            "from hashtale.training import judge\n"
             "m = judge.load_judge()\n"
             "v = judge.embed(m, ['A leopard hid in the tall grass.', 'leopard wildcat', 'pizza food', 'ketch sea'])\n"
             "print(judge.retrieval_hits(v[:1], v[1:], [[1, 2]]))\n")
@@ -50,7 +50,7 @@ def test_story_quality_checks():
 
 
 def test_steering_overrides_for_tuning():
-    from training.evaluate_storyteller import steer_config
+    from hashtale.training.evaluate_storyteller import steer_config
 
     config = steer_config(["start_bonus=1", "min_gap=0", "opening_bonus=3"])
     assert (config.start_bonus, config.min_gap, config.opening_bonus) == (1.0, 0, 3.0)

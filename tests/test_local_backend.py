@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from inference import InferenceUnavailable, InvalidImage, StoryRequest, make_backend
-from inference.local import LocalBackend
-from settings import PROJECT_ROOT, Settings
+from hashtale.inference import InferenceUnavailable, InvalidImage, StoryRequest, make_backend
+from hashtale.inference.local import LocalBackend
+from hashtale.settings import PROJECT_ROOT, Settings
 
 K = 5
 STORY_LENGTH = 80  # characters
@@ -70,7 +70,7 @@ def test_concurrent_first_calls_load_the_models_once():
 
 @pytest.mark.slow  # `hashtale tag` in a process of its own
 def test_hashtale_tag_prints_hashtags_and_a_story(photo_paths):
-    out = subprocess.run([sys.executable, "-m", "cli", "tag", str(photo_paths[0]), "--length", str(STORY_LENGTH),
+    out = subprocess.run([sys.executable, "-m", "hashtale.cli", "tag", str(photo_paths[0]), "--length", str(STORY_LENGTH),
                           "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=True)
     result = json.loads(out.stdout)
     assert 1 <= len(result["hashtags"]) <= K and result["story"]  # the emitted set, at most K

@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint, save_checkpoint, update_model_args
-from models.logit_adjustment import LogitAdjustment
-from models.vocab import END_ID, SPECIALS, Vocab
-from training.harrison import Example
-from training.logit_adjustment import step_log_prior
+from hashtale.models.checkpoint import load_checkpoint, save_checkpoint, update_model_args
+from hashtale.models.logit_adjustment import LogitAdjustment
+from hashtale.models.vocab import END_ID, SPECIALS, Vocab
+from hashtale.training.harrison import Example
+from hashtale.training.logit_adjustment import step_log_prior
 
 
 def test_prior_counts_every_tag_and_one_end_per_post(tmp_path):

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from training.metrics import accuracy_at_k, all_metrics, bleu, precision_at_1, recall_at_k, rouge_l
+from hashtale.training.metrics import accuracy_at_k, all_metrics, bleu, precision_at_1, recall_at_k, rouge_l
 
 
 def test_bleu_unigram_precision_and_brevity_penalty():

@@ -18,14 +18,14 @@ from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from db.schema import Post, PostStatus
-from db.session import make_engine, make_session_factory, migrate
-from inference.tritonserver import free_port
-from settings import PROJECT_ROOT, Settings
+from hashtale.db.schema import Post, PostStatus
+from hashtale.db.session import make_engine, make_session_factory, migrate
+from hashtale.inference.tritonserver import free_port
+from hashtale.settings import PROJECT_ROOT, Settings
 from tests.support.databases import scratch_pg_database
 from tests.support.workers import running_worker, wait_until_final
-from worker.health import check
-from worker.heartbeat import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS
+from hashtale.worker.health import check
+from hashtale.worker.heartbeat import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS
 
 pytestmark = pytest.mark.slow  # the webhook under gunicorn and Celery worker processes
 
@@ -82,7 +82,7 @@ def webhook_server(tmp_path, redis_url, queue_name):
                "METRICS_BIND": f"127.0.0.1:{metrics_port}", "WORKER_METRICS_BIND": f"127.0.0.1:{free_port()}"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         log = open(tmp_path / "gunicorn.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "webhook/gunicorn.conf.py"),
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "hashtale/webhook/gunicorn.conf.py"),
                                  "--bind", f"127.0.0.1:{port}"], env=env, cwd=tmp_path, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         base = f"http://127.0.0.1:{port}"
@@ -144,10 +144,10 @@ def test_metrics_count_posts_tasks_and_a_failed_post_and_celery_sees_the_failure
             while not events.failed and time.monotonic() < deadline:
                 time.sleep(POLL)
             worked = scrape(env["WORKER_METRICS_BIND"])
-            healthy = subprocess.run([sys.executable, "-m", "cli", "worker-health"], cwd=PROJECT_ROOT,
+            healthy = subprocess.run([sys.executable, "-m", "hashtale.cli", "worker-health"], cwd=PROJECT_ROOT,
                                      env={**os.environ, **worker_env}, capture_output=True, text=True, timeout=60)
             assert healthy.returncode == 0, (healthy.stderr, worker.log()[-3000:])
-        dead = subprocess.run([sys.executable, "-m", "cli", "worker-health"], cwd=PROJECT_ROOT,
+        dead = subprocess.run([sys.executable, "-m", "hashtale.cli", "worker-health"], cwd=PROJECT_ROOT,
                               env={**os.environ, **worker_env}, capture_output=True, text=True, timeout=60)
         assert dead.returncode == 1 and "did not answer a ping" in dead.stderr
     finally:
@@ -164,7 +164,7 @@ def test_metrics_count_posts_tasks_and_a_failed_post_and_celery_sees_the_failure
     assert sample(worked, "hashtale_task_runs_total", task="suggest_hashtags", outcome="failed") == 1
     assert sample(worked, "hashtale_task_runs_total", task="write_story", outcome="done") == GOOD_POSTS
     assert sample(worked, "hashtale_task_duration_seconds_count", task="write_story") == GOOD_POSTS
-    # Batched across posts (worker/batching.py): the calls hold every post that reached its model call once.
+    # Batched across posts (hashtale/worker/batching.py): the calls hold every post that reached its model call once.
     calls = sample(worked, "hashtale_model_duration_seconds_count", model="hashtagger", backend="local")
     assert 1 <= calls <= GOOD_POSTS
     assert sample(worked, "hashtale_model_batch_size_sum", model="hashtagger", backend="local") == GOOD_POSTS

@@ -7,12 +7,12 @@ import secrets
 import pytest
 from sqlalchemy import select
 
-from db.schema import Hashtag, Post, PostStatus, Story
-from db.session import make_engine, make_session_factory, migrate
+from hashtale.db.schema import Hashtag, Post, PostStatus, Story
+from hashtale.db.session import make_engine, make_session_factory, migrate
 from tests.support.webhook import read_url
 from tests.support.workers import post_photos, running_worker, wait_until_final
-from webhook import create_app
-from worker import pipeline
+from hashtale.webhook import create_app
+from hashtale.worker import pipeline
 
 pytestmark = pytest.mark.slow  # Celery worker processes
 

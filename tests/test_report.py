@@ -6,8 +6,8 @@ from collections import defaultdict
 
 from PIL import Image
 
-import cli
-from db.reviews import Closeness, HashtagVerdict, Review
+from hashtale import cli
+from hashtale.db.reviews import Closeness, HashtagVerdict, Review
 from tests.support.admin import add_admin, add_post
 
 POSTS = 40

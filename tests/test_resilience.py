@@ -17,14 +17,14 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from db.schema import Post, PostStatus
-from db.session import make_engine, make_session_factory, migrate
-from inference.tritonserver import free_port
-from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
+from hashtale.db.schema import Post, PostStatus
+from hashtale.db.session import make_engine, make_session_factory, migrate
+from hashtale.inference.tritonserver import free_port
+from hashtale.models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
 from tests.support.databases import scratch_pg_database
 from tests.support.servers import RedisServer
 from tests.support.workers import WorkerProcess, post_photos, result_counts, running_worker, wait_until_final
-from webhook import create_app
+from hashtale.webhook import create_app
 
 pytestmark = [pytest.mark.postgres,  # its own scratch database on the shared server
               pytest.mark.slow]  # Celery worker processes, killed, and a redis-server of its own
@@ -38,7 +38,8 @@ PARKING = {"RETRY_BACKOFF": "0.5", "RETRY_BACKOFF_MAX": "2", "RETRY_POLL_INTERVA
 STATUS_TIMEOUT = 90.0  # seconds for a worker to start and reach a given stage
 DONE_TIMEOUT = 180.0  # seconds for every post to be done on a busy 2-core machine
 POLL = 0.05  # seconds: a kill must land inside one story
-# Cross-post batching (worker/batching.py): one batch holds every post of the test (they arrive well within the wait)
+# Cross-post batching (hashtale/worker/batching.py): one batch holds every post of the test (they arrive well within the
+# wait)
 BATCH = {"BATCH_SIZE": "4", "BATCH_WAIT_MS": "3000"}
 
 

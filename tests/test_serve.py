@@ -10,10 +10,10 @@ import time
 import pytest
 import requests
 
-from inference.tritonserver import free_port
-from models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
-from models.writer import SHIPPED_CHECKPOINT as SHIPPED_STORYTELLER
-from settings import PROJECT_ROOT
+from hashtale.inference.tritonserver import free_port
+from hashtale.models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
+from hashtale.models.writer import SHIPPED_CHECKPOINT as SHIPPED_STORYTELLER
+from hashtale.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow  # `hashtale serve`: the webhook and worker processes
 

@@ -1,4 +1,4 @@
-from settings import Settings
+from hashtale.settings import Settings
 
 
 def test_from_env_parses_types_and_ignores_empty_values():

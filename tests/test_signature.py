@@ -1,7 +1,7 @@
 """X-Hub-Signature-256: HMAC-SHA256 of the raw body; checked in constant time."""
 import pytest
 
-from webhook.signature import HEADER, SignatureError, check, sign
+from hashtale.webhook.signature import HEADER, SignatureError, check, sign
 
 # RFC 4231-style known answer: HMAC-SHA256(key="key", "The quick brown fox jumps over the lazy dog").
 KNOWN_KEY = "key"

@@ -13,10 +13,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from db.schema import Post
-from db.session import make_engine, migrate
-from inference.tritonserver import free_port
-from settings import PROJECT_ROOT
+from hashtale.db.schema import Post
+from hashtale.db.session import make_engine, migrate
+from hashtale.inference.tritonserver import free_port
+from hashtale.settings import PROJECT_ROOT
 from tests.support.slow_clients import TRICKLE, probe, stalled_client
 
 pytestmark = pytest.mark.slow  # servers of its own held by dozens of stalled connections
@@ -33,7 +33,7 @@ def embedded_server(tmp_path, sqlite_url):
     env = {**os.environ, "DATABASE_URL": sqlite_url, "BROKER_URL": f"sqla+sqlite:///{tmp_path / 'broker.sqlite'}",
            "MEDIA_DIR": str(tmp_path / "media"), "METRICS_BIND": ""}
     log = tmp_path / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "webhook.embedded_server", "--port", str(port)], cwd=PROJECT_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "hashtale.webhook.embedded_server", "--port", str(port)], cwd=PROJECT_ROOT,
                             env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + START_TIMEOUT

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import string
 
-from models.chars import CharVocab
-from models.steering import MentionSteer, SteerConfig
+from hashtale.models.chars import CharVocab
+from hashtale.models.steering import MentionSteer, SteerConfig
 
 VOCAB = CharVocab.from_texts(string.ascii_letters + " .,”")
 CONFIG = SteerConfig()

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from db import make_engine, make_session_factory
-from models.image import decode_image
+from hashtale.db import make_engine, make_session_factory
+from hashtale.models.image import decode_image
 from tests.support.images import encoded
-from webhook.ingest import Delivery, store_post
-from webhook.storage import LOCK_DIR, TEMP_PREFIX, MediaStore
+from hashtale.webhook.ingest import Delivery, store_post
+from hashtale.webhook.storage import LOCK_DIR, TEMP_PREFIX, MediaStore
 
 REFUSED_CAPTION = "refused by the database"
 LOCK_WAIT = 0.5  # seconds the test gives a blocked locker to (wrongly) get through
@@ -180,7 +180,7 @@ def test_with_the_database_down_nothing_is_written(tmp_path):
 def test_gc_media_removes_only_files_no_post_references(engine, database_url, tmp_path, monkeypatch, capsys):
     import os
 
-    import cli
+    from hashtale import cli
 
     store, sessions = MediaStore(tmp_path / "media"), make_session_factory(engine)
     used = encoded("PNG")

@@ -6,13 +6,13 @@ import random
 
 import pytest
 
-from models.chars import CharVocab, prompt_for
-from models.sentences import ends_at_sentence_end
-from models.storyteller import IGNORE_INDEX, NO_TAG
-from models.writer import tag_index_of
+from hashtale.models.chars import CharVocab, prompt_for
+from hashtale.models.sentences import ends_at_sentence_end
+from hashtale.models.storyteller import IGNORE_INDEX, NO_TAG
+from hashtale.models.writer import tag_index_of
 from tests.support.data import SHARED_DATASETS
-from training.lexicon import LEXICON, TagLexicon, load_tag_vocabulary
-from training.stories import (
+from hashtale.training.lexicon import LEXICON, TagLexicon, load_tag_vocabulary
+from hashtale.training.stories import (
     MAX_PASSAGE_CHARS, MAX_TAGS, MIN_PASSAGE_CHARS, PASSAGE_CHARS, Story, batches, cut_passages, encode_batch,
     fable_key, load_corpus, load_personabank, split_stories, training_tags,
 )

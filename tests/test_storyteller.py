@@ -7,15 +7,15 @@ import json
 import pytest
 import torch
 
-from cli import main
-from models.chars import CharVocab, clean_tag, prompt_for
-from models.checkpoint import load_checkpoint
-from models.sentences import ends_at_sentence_end
-from models.sampling import StorySpec
-from models.storyteller import CONDITIONS, IGNORE_INDEX, NO_TAG, StepCell, Storyteller, StorytellerConfig
-from models.writer import CHECKPOINT_KIND, StoryWriter
+from hashtale.cli import main
+from hashtale.models.chars import CharVocab, clean_tag, prompt_for
+from hashtale.models.checkpoint import load_checkpoint
+from hashtale.models.sentences import ends_at_sentence_end
+from hashtale.models.sampling import StorySpec
+from hashtale.models.storyteller import CONDITIONS, IGNORE_INDEX, NO_TAG, StepCell, Storyteller, StorytellerConfig
+from hashtale.models.writer import CHECKPOINT_KIND, StoryWriter
 from tests.support.data import SHARED_DATASETS
-from training.story_quality import starts_mid_word, words
+from hashtale.training.story_quality import starts_mid_word, words
 
 AESOP = SHARED_DATASETS / "aesop" / "aesop_for_children.json"
 N_FABLES = 40  # a small real corpus for the tiny training run
@@ -128,8 +128,8 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(corpus, tmp_path):
 
 
 def test_story_context_tags_photos_at_the_taggers_own_input_size(photo_paths):
-    from training.evaluate_storyteller import predict_hashtags
-    from training.harrison import Example
+    from hashtale.training.evaluate_storyteller import predict_hashtags
+    from hashtale.training.harrison import Example
 
     class Recorder:  # a tagger whose encoder takes another side than the default
         input_size = 64

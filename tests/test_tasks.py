@@ -11,13 +11,13 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from db.schema import Hashtag, Post, PostStatus, Story, utcnow
-from db.session import migrate
-from settings import Settings
-from worker import batching, pipeline
-from worker.celery_app import make_celery
-from worker.sweep import claim_due_retries, claim_lost_posts, lost_posts
-from worker.tasks import PostFailed, runtime
+from hashtale.db.schema import Hashtag, Post, PostStatus, Story, utcnow
+from hashtale.db.session import migrate
+from hashtale.settings import Settings
+from hashtale.worker import batching, pipeline
+from hashtale.worker.celery_app import make_celery
+from hashtale.worker.sweep import claim_due_retries, claim_lost_posts, lost_posts
+from hashtale.worker.tasks import PostFailed, runtime
 
 K = 5
 STORY_LENGTH = 80  # characters: enough to exercise the writer, short enough to keep the module fast
@@ -273,7 +273,7 @@ def test_beat_removes_photo_files_no_post_references(app, settings, sessions, co
 
 
 def _message(app, name: str, post_id: int) -> tuple:
-    """What the worker's main process sends a pool process for one message (worker/batching.py's run_batch)."""
+    """What the worker's main process sends a pool process for one message (hashtale/worker/batching.py's run_batch)."""
     task_id = uuid.uuid4().hex
     return (f"worker.tasks.{name}", task_id, {"id": task_id, "task": f"worker.tasks.{name}"},
             ((post_id,), {}, {}), None, None)

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from inference import InferenceUnavailable, StoryRequest
-from inference.repository import REPOSITORY, config_parameter, weights_path
-from inference.triton import HASHTAGGER, TritonBackend
-from inference.tritonserver import TritonServer, free_port
-from models.checkpoint import file_version
-from models.image import InvalidImage, preprocess
+from hashtale.inference import InferenceUnavailable, StoryRequest
+from hashtale.inference.repository import REPOSITORY, config_parameter, weights_path
+from hashtale.inference.triton import HASHTAGGER, TritonBackend
+from hashtale.inference.tritonserver import TritonServer, free_port
+from hashtale.models.checkpoint import file_version
+from hashtale.models.image import InvalidImage, preprocess
 from tests.support.triton import executions_by_batch_size, variant_repository
 
 pytestmark = pytest.mark.slow  # a tritonserver of its own (each model instance imports torch)
@@ -64,7 +64,7 @@ def images(photo_paths, coffee_jpeg) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def tagger(server):
-    from models.tagger import Tagger
+    from hashtale.models.tagger import Tagger
 
     return Tagger.load(weights_path(REPOSITORY, "hashtagger"),
                        precision=config_parameter(REPOSITORY, "hashtagger", "precision"))
@@ -72,7 +72,7 @@ def tagger(server):
 
 @pytest.fixture(scope="module")
 def writer(server):
-    from models.writer import StoryWriter
+    from hashtale.models.writer import StoryWriter
 
     return StoryWriter.load(weights_path(REPOSITORY, "storyteller"))
 
@@ -123,7 +123,7 @@ def test_hashtags_equal_in_process_results(backend, tagger, images, expected):
 
 
 def test_stories_equal_in_process_results(backend, writer):
-    from models.writer import StorySpec
+    from hashtale.models.writer import StorySpec
 
     requests = [StoryRequest(hashtags=("beach", "sea"), length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=seed)
                 for seed in STORY_SEEDS]
@@ -187,8 +187,8 @@ def test_timeout_is_unavailable(server, images, protocol):
 
 
 def test_export_copies_the_checkpoint_and_notices_a_newer_one(tmp_path):
-    from settings import Settings
-    from inference.repository import export_model, is_stale
+    from hashtale.settings import Settings
+    from hashtale.inference.repository import export_model, is_stale
 
     repository = tmp_path / "repo"
     (repository / "storyteller").mkdir(parents=True)
@@ -210,7 +210,7 @@ def test_the_server_is_the_release_compose_runs(server):
     import json
     import urllib.request
 
-    from inference.tritonserver import WHEEL_TRITON_VERSION
+    from hashtale.inference.tritonserver import WHEEL_TRITON_VERSION
 
     with urllib.request.urlopen(f"http://{server.http_url}/v2", timeout=10) as response:
         assert json.load(response)["version"] == WHEEL_TRITON_VERSION
@@ -239,7 +239,7 @@ def test_a_request_may_carry_a_batch_of_images(server, images, expected):
 def test_failed_requests_are_counted_where_triton_counts_them_as_successes(server, backend):
     import urllib.request
 
-    from models.serving import FAILURES_METRIC
+    from hashtale.models.serving import FAILURES_METRIC
 
     def failures() -> float:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.ports['metrics']}/metrics", timeout=10) as response:
@@ -257,8 +257,8 @@ def test_failed_requests_are_counted_where_triton_counts_them_as_successes(serve
 def test_a_story_request_may_carry_a_batch_of_specs(server, writer):
     import tritonclient.http as httpclient
 
-    from models.serving import hashtags_field
-    from models.writer import StorySpec
+    from hashtale.models.serving import hashtags_field
+    from hashtale.models.writer import StorySpec
 
     specs = [StorySpec(("beach", "sea"), STORY_LENGTH, 0.8, 20, seed) for seed in STORY_SEEDS]
     columns = {"HASHTAGS": ("BYTES", np.object_, [hashtags_field(s.hashtags) for s in specs]),

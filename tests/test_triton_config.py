@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inference.repository import MODELS, REPOSITORY, read_config, weights_path
-from models.serving import parameter
-from settings import Settings
+from hashtale.inference.repository import MODELS, REPOSITORY, read_config, weights_path
+from hashtale.models.serving import parameter
+from hashtale.settings import Settings
 
 HASHTAGGER_CONFIGS = sorted((REPOSITORY / "hashtagger").glob("**/*.pbtxt"))  # config.pbtxt and configs/gpu.pbtxt
 

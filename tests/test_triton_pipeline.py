@@ -12,13 +12,13 @@ import time
 import pytest
 from sqlalchemy import select
 
-from db.schema import Hashtag, Post, PostStatus, Story
-from db.session import make_engine, make_session_factory, migrate
-from inference.repository import REPOSITORY, weights_path
-from inference.tritonserver import TritonServer
-from models.checkpoint import file_version
+from hashtale.db.schema import Hashtag, Post, PostStatus, Story
+from hashtale.db.session import make_engine, make_session_factory, migrate
+from hashtale.inference.repository import REPOSITORY, weights_path
+from hashtale.inference.tritonserver import TritonServer
+from hashtale.models.checkpoint import file_version
 from tests.support.workers import post_photos, running_worker, wait_until_final
-from webhook import create_app
+from hashtale.webhook import create_app
 
 pytestmark = pytest.mark.slow  # a tritonserver and Celery worker processes
 

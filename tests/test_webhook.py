@@ -22,13 +22,13 @@ from PIL import Image, ImageOps
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from db.schema import Hashtag, Post, PostStatus, Story
-from settings import PROJECT_ROOT
-from inference.tritonserver import free_port
+from hashtale.db.schema import Hashtag, Post, PostStatus, Story
+from hashtale.settings import PROJECT_ROOT
+from hashtale.inference.tritonserver import free_port
 from tests.support.databases import PG_ADMIN_URL, fresh_database
 from tests.support.images import EXIF_FIRST_TAG_TYPE_AT, encoded, photo_with_exif, rotated_jpeg
 from tests.support.webhook import app_config, get_post, media_files, post_count, queued_post_ids, read_url
-from webhook.signature import HEADER, sign
+from hashtale.webhook.signature import HEADER, sign
 
 ACCEPTED_KEYS = {"id", "external_id", "status", "status_url", "duplicate"}
 POST_KEYS = {"id", "external_id", "status", "error", "attempts", "caption", "author", "created_at", "updated_at",
@@ -130,7 +130,7 @@ def test_concurrent_duplicates_make_one_post(make_app):
 
 
 def test_a_panorama_up_to_the_aspect_limit_is_accepted(make_app):
-    from models.image import MAX_ASPECT_RATIO
+    from hashtale.models.image import MAX_ASPECT_RATIO
 
     response = _post_photo(make_app().test_client(), encoded("PNG", size=(16 * MAX_ASPECT_RATIO, 16)))
     assert response.status_code == 202, response.get_data(as_text=True)
@@ -280,7 +280,7 @@ def test_the_webhook_process_never_imports_torch(tmp_path, sqlite_template):
     script = f"""
 import io, sys
 from PIL import Image, ImageOps
-from webhook import create_app
+from hashtale.webhook import create_app
 app = create_app({{"database_url": {database_url!r}, "broker_url": "sqla+sqlite:///{tmp_path}/broker.sqlite",
                    "media_dir": "{tmp_path}/media"}})
 buf = io.BytesIO(); Image.new("RGB", (32, 32), "blue").save(buf, "JPEG")
@@ -302,7 +302,7 @@ def gunicorn_server(tmp_path, sqlite_template):
            "MEDIA_DIR": str(tmp_path / "media"), "MAX_CONTENT_LENGTH": "20000", "PYTHONPATH": str(PROJECT_ROOT)}
     log = open(tmp_path / "gunicorn.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "webhook/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", "-c", "hashtale/webhook/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
          "-w", "1", "--threads", "2"],
         cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -352,7 +352,7 @@ def test_a_relative_media_dir_means_the_working_directory(make_app, tmp_path, mo
 
 
 def test_database_down_is_a_503_to_retry_and_leaves_no_file(tmp_path, queue_name):
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     app = create_app(app_config("postgresql+psycopg://postgres@127.0.0.1:1/nothing", tmp_path, queue_name))
     response = _post_photo(app.test_client(), encoded("JPEG"))
@@ -364,7 +364,7 @@ def test_database_down_is_a_503_to_retry_and_leaves_no_file(tmp_path, queue_name
 def test_after_the_database_drops_its_connections_one_post_is_refused_then_all_accepted(
         tmp_path, queue_name, postgresql_template):
     from sqlalchemy import create_engine, text
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     url, drop = fresh_database("postgresql", tmp_path, postgresql_template)
     app = create_app(app_config(url, tmp_path, queue_name))
@@ -402,7 +402,7 @@ def test_the_read_api_needs_the_token_of_the_status_url(make_app):
 def test_an_outage_behind_a_dead_pooled_connection_leaves_no_file(tmp_path, queue_name, postgresql_template):
     """The pool holds a connection the server has dropped, and the server takes no new ones: a real outage."""
     from sqlalchemy import create_engine, text
-    from webhook import create_app
+    from hashtale.webhook import create_app
 
     url, drop = fresh_database("postgresql", tmp_path, postgresql_template)
     name = url.rsplit("/", 1)[1]
@@ -467,7 +467,7 @@ def test_under_gunicorn_a_short_or_badly_chunked_body_is_a_400_that_stores_nothi
 def test_the_fast_multipart_path_and_werkzeugs_decoder_agree():
     import random
 
-    from webhook import multipart
+    from hashtale.webhook import multipart
 
     rng = random.Random(0)
     for _ in range(300):

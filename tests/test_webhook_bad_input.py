@@ -12,8 +12,8 @@ from PIL import Image
 from tests.support.databases import fresh_database
 from tests.support.images import EXIF_TIFF_MAGIC_AT, photo_with_exif, png_bomb
 from tests.support.webhook import app_config, media_files, post_count, queued_post_ids
-from webhook import create_app
-from webhook.signature import HEADER, sign
+from hashtale.webhook import create_app
+from hashtale.webhook.signature import HEADER, sign
 
 SECRET = "app-secret"
 VERIFY_TOKEN = "verify-me"

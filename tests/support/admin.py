@@ -17,9 +17,9 @@ from PIL import Image
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from db.reviews import Admin
-from db.schema import Hashtag, Post, PostStatus, Story
-from webhook import create_app
+from hashtale.db.reviews import Admin
+from hashtale.db.schema import Hashtag, Post, PostStatus, Story
+from hashtale.webhook import create_app
 
 GRID = (7, 7)  # the hashtagger's attention grid
 PASSWORD = "correct horse battery"

@@ -23,7 +23,7 @@ def redis_url(tmp_path_factory):
         client.close()
         yield REDIS_URL
         return
-    from inference.tritonserver import free_port
+    from hashtale.inference.tritonserver import free_port
     from tests.support.servers import RedisServer
 
     server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import PROJECT_ROOT
+from hashtale.settings import PROJECT_ROOT
 
 SHARED_DATASETS = Path(os.environ.get("HASHTALE_DATASETS", PROJECT_ROOT.parent / "shared" / "datasets"))
 PHOTOS_DIR = SHARED_DATASETS / "photos"

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from db import migrate
-from db.session import session_factory_for
+from hashtale.db import migrate
+from hashtale.db.session import session_factory_for
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DATABASE_KINDS = ("sqlite", "postgresql")  # the values of `database_url`'s parameter

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from models.image import EXIF_ORIENTATION
+from hashtale.models.image import EXIF_ORIENTATION
 
 BOMB_SIDE = 20_000  # px: a 400-megapixel PNG that compresses to a few kilobytes
 NOISE_SIZE = (64, 48)  # px, small photos that differ from test to test

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from inference.tritonserver import free_port
+from hashtale.inference.tritonserver import free_port
 
 START_TIMEOUT = 30.0  # seconds for a server to accept connections
 POLL = 0.05  # seconds

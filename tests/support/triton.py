@@ -5,8 +5,8 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from inference.repository import CONFIG_FILE, REPOSITORY, export_stale
-from inference.tritonserver import TritonServer
+from hashtale.inference.repository import CONFIG_FILE, REPOSITORY, export_stale
+from hashtale.inference.tritonserver import TritonServer
 
 
 def variant_repository(dest: str | Path, edit: Callable[[str, str], str], source: str | Path = REPOSITORY) -> Path:

@@ -9,10 +9,10 @@ import pytest
 from kombu import Connection
 from sqlalchemy import func, select
 
-from db import Post
-from webhook import create_app
-from webhook.read_token import read_token
-from webhook.storage import LOCK_DIR
+from hashtale.db import Post
+from hashtale.webhook import create_app
+from hashtale.webhook.read_token import read_token
+from hashtale.webhook.storage import LOCK_DIR
 
 
 def app_config(database_url: str, folder: Path, queue: str, **overrides) -> dict:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story
-from settings import PROJECT_ROOT
+from hashtale.db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story
+from hashtale.settings import PROJECT_ROOT
 
 READY_TIMEOUT = 60.0  # seconds for a worker to import torch, load the models and connect
 POLL = 0.2  # seconds
@@ -21,7 +21,7 @@ POLL = 0.2  # seconds
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 1, beat: bool = False):
         self.log_path = log_path
-        args = [sys.executable, "-m", "cli", "worker", "--concurrency", str(concurrency)]
+        args = [sys.executable, "-m", "hashtale.cli", "worker", "--concurrency", str(concurrency)]
         if beat:
             args += ["--beat", "--schedule", str(log_path.with_suffix(".schedule"))]
         self._log = open(log_path, "ab")

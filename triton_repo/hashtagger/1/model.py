@@ -1,4 +1,4 @@
-"""Triton Python-backend model for the attention hashtagger: thin glue around models/.
+"""Triton Python-backend model for the attention hashtagger: thin glue around hashtale/models/.
 
 A request carries a batch of B >= 1 images ([B, 1] IMAGE and K, B up to max_batch_size; the service sends B = 1,
 perf_analyzer and other clients may send more). `execute` receives every request the dynamic batcher grouped;
@@ -16,10 +16,11 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
-from models.image import InvalidImage, preprocess
-from models.serving import (INVALID_IMAGE_PREFIX, INVALID_REQUEST_PREFIX, apply_torch_threads, failure_counter,
-                            instance_device, parameter)
-from models.tagger import Tagger
+from hashtale.models.image import InvalidImage, preprocess
+from hashtale.models.serving import (
+    INVALID_IMAGE_PREFIX, INVALID_REQUEST_PREFIX, apply_torch_threads, failure_counter, instance_device, parameter,
+)
+from hashtale.models.tagger import Tagger
 
 
 class TritonPythonModel:

@@ -1,0 +1,132 @@
+"""Batched beam search over hashtag sequences, and the ranked set of DISTINCT hashtags it yields.
+
+Rules, for every image and every hypothesis:
+- a tag never appears twice in a hypothesis (emitted tags are masked), nor do <pad>/<start>/<unk>;
+- <end> is masked at the first step (a post gets at least one tag) and allowed after it;
+- a hypothesis ends on <end> or after `max_len` tags, so every decode terminates after at most
+  `max_len` steps;
+- step probabilities are renormalised over the tokens still allowed, so a hypothesis' score is the
+  log-probability of the sequence under the constrained model.
+
+`emitted_tags` turns the best finished hypothesis into the post's SET of hashtags: its tags in the order
+they were emitted, each with its probability at the step that emitted it (0..1) and that step's attention,
+keeping only those the model believes in (score >= `min_score`; the first tag always stays, so a post gets
+at least one). The model decides how many by emitting <end>; `max_len` is only the upper bound.
+
+`logit_bias` (V,) is added to every step's logits before the rules apply: the post-hoc logit adjustment
+-tau * log(prior) of Menon et al. (ICLR 2021), which trades the frequent tags' head start for the rare tags'
+recall (see hashtale.training.logit_adjustment). Scores and probabilities are then those of the adjusted model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hashtale.models.vocab import END_ID, PAD_ID, START_ID, UNK_ID
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # tag ids, without <start>/<end>
+    log_prob: float  # log P(sequence incl. its <end>) under the constrained model
+    step_probs: list[float]  # probability of each tag at its step
+    attention: np.ndarray | None  # (len(tokens), L) float32, None for models without attention
+
+
+@dataclass
+class RankedTag:
+    token: int
+    score: float  # probability 0..1
+    attention: np.ndarray | None  # (L,) float32 summing to 1
+
+
+@torch.no_grad()
+def beam_search(model, feats: torch.Tensor, beam_width: int = 5, max_len: int = 5,
+                logit_bias: torch.Tensor | None = None) -> list[list[Hypothesis]]:
+    """feats (B, L, D) -> per image its `beam_width` best finished hypotheses, best first.
+    `model` provides init_state(feats) and step(feats, tokens, state) -> (logits, alpha | None, state);
+    `logit_bias` (V,) is added to each step's logits."""
+    B, L, _ = feats.shape
+    W = beam_width
+    device = feats.device
+    feats_w = feats.repeat_interleave(W, dim=0)  # (B*W, L, D)
+    state = tuple(s.repeat_interleave(W, dim=0) for s in model.init_state(feats))
+    tokens = torch.full((B * W,), START_ID, dtype=torch.long, device=device)
+    scores = torch.full((B, W), NEG_INF, device=device)
+    scores[:, 0] = 0.0  # one live beam at first: identical beams would only duplicate
+    emitted = None  # (B*W, V) bool, tags already in each hypothesis
+    done = torch.zeros(B * W, dtype=torch.bool, device=device)
+    seqs = torch.zeros(B * W, 0, dtype=torch.long, device=device)  # (B*W, t) chosen tokens incl. <end>/<pad>
+    probs = torch.zeros(B * W, 0, device=device)  # (B*W, t)
+    alphas = torch.zeros(B * W, 0, L, device=device)  # (B*W, t, L)
+    for t in range(max_len + 1):
+        logits, alpha, state = model.step(feats_w, tokens, state)  # (B*W, V), (B*W, L) | None
+        if logit_bias is not None:
+            logits = logits + logit_bias.to(logits.device)  # (B*W, V)
+        V = logits.size(1)
+        if emitted is None:
+            emitted = torch.zeros(B * W, V, dtype=torch.bool, device=device)
+        mask = emitted.clone()
+        mask[:, [PAD_ID, START_ID, UNK_ID]] = True
+        if t == 0:
+            mask[:, END_ID] = True
+        if t == max_len:  # length limit reached: only <end> is left
+            mask[:, :] = True
+            mask[:, END_ID] = False
+        logp = F.log_softmax(logits.float().masked_fill(mask, NEG_INF), dim=1)  # (B*W, V)
+        # a finished hypothesis only extends with <pad>, at no cost, and keeps its place in the beam
+        finished_row = torch.full_like(logp[0], NEG_INF)
+        finished_row[PAD_ID] = 0.0
+        logp = torch.where(done.unsqueeze(1), finished_row, logp)
+        cand = (scores.view(B * W, 1) + logp).view(B, W * V)  # (B, W*V)
+        top, idx = cand.topk(W, dim=1)  # (B, W) each
+        beam = idx // V  # (B, W) source beam within the image
+        tok = idx % V  # (B, W)
+        src = (beam + torch.arange(B, device=device).unsqueeze(1) * W).view(-1)  # (B*W,) rows to copy
+        tok = tok.view(-1)  # (B*W,)
+        step_p = logp[src, tok].exp()  # (B*W,)
+        scores = top
+        seqs = torch.cat([seqs[src], tok.unsqueeze(1)], dim=1)
+        probs = torch.cat([probs[src], step_p.unsqueeze(1)], dim=1)
+        step_alpha = alpha[src] if alpha is not None else torch.zeros(B * W, L, device=device)
+        alphas = torch.cat([alphas[src], step_alpha.unsqueeze(1)], dim=1)
+        emitted = emitted[src]
+        emitted[torch.arange(B * W, device=device), tok] = True
+        done = done[src] | (tok == END_ID) | (tok == PAD_ID)
+        state = tuple(s[src] for s in state)
+        tokens = tok
+        if bool(done.all()):
+            break
+    return _collect(seqs, probs, alphas, scores, B, W, has_attention=alpha is not None)
+
+
+def _collect(seqs, probs, alphas, scores, B, W, has_attention) -> list[list[Hypothesis]]:
+    seqs, probs, alphas, scores = seqs.cpu().numpy(), probs.cpu().numpy(), alphas.cpu().numpy(), scores.cpu().numpy()
+    out = []
+    for b in range(B):
+        hyps = []
+        for w in np.argsort(-scores[b], kind="stable"):
+            if not np.isfinite(scores[b, w]):
+                continue  # fewer distinct sequences exist than beams
+            row = b * W + w
+            n = int(np.argmax(seqs[row] == END_ID))  # number of tags before <end>
+            hyps.append(Hypothesis(
+                tokens=[int(x) for x in seqs[row, :n]],
+                log_prob=float(scores[b, w]),
+                step_probs=[float(p) for p in probs[row, :n]],
+                attention=alphas[row, :n].astype(np.float32) if has_attention else None,
+            ))
+        out.append(hyps)
+    return out
+
+
+def emitted_tags(best: Hypothesis, min_score: float = 0.0) -> list[RankedTag]:
+    """The distinct tags of the best hypothesis, in emission order, that score at least `min_score`
+    (the first one always: a post gets at least one tag)."""
+    return [RankedTag(tok, best.step_probs[i], best.attention[i] if best.attention is not None else None)
+            for i, tok in enumerate(best.tokens) if i == 0 or best.step_probs[i] >= min_score]

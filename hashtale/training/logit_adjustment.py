@@ -1,0 +1,113 @@
+"""Choose a trained hashtagger's decoding on its validation posts: the logit adjustment tau
+(hashtale.models.logit_adjustment) and `min_score`, jointly, and store both in the checkpoint.
+
+    hashtale tune-decoding --checkpoint var/runs/sat/best.pt                 # print the grid, change nothing
+    hashtale tune-decoding --checkpoint var/runs/sat/best.pt --write         # store the chosen tau and min_score
+
+The validation posts are the run's own (`train-hashtagger`'s split of the training posts, rebuilt from the
+checkpoint's training arguments and `--run`, the run folder holding split/); the prior is counted on the
+run's training posts. For every tau the validation posts are decoded once; every `min_score` of the training
+grid is scored on the same decodes. The choice maximises the training's validation score (the mean over the
+data folders of the per-class F1 of the emitted sets) among the (tau, min_score) pairs that keep
+- the P@1 of every single-tag data folder (validation posts with fewer than 1.5 tags on average: `photos/`) within
+  `--p1-tolerance` of its P@1 without adjustment: the first tag is what a single-object photo is judged on;
+- the mean number of emitted tags of every multi-tag data folder (Corel-5k) within [--min-tags,
+  --max-tags-per-post].
+Test splits play no part.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from collections import Counter
+from pathlib import Path
+
+from hashtale.models.checkpoint import load_checkpoint, update_model_args
+from hashtale.models.logit_adjustment import LogitAdjustment
+from hashtale.models.tagger import CHECKPOINT_KIND, Tagger
+from hashtale.training.features import DEFAULT_STORE, FeatureStore
+from hashtale.training.harrison import Example
+from hashtale.training.train_hashtagger import _training_examples, target_ids, threshold_rows
+
+TAUS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0)
+P1_TOLERANCE = 0.005  # a P@1 drop smaller than this on the validation photos is noise (~4 of ~780 posts)
+SINGLE_TAG_MEAN = 1.5  # tags per validation post below which a data folder is one of single-object photos
+MIN_TAGS, MAX_TAGS = 2.0, 5.0  # mean emitted tags per multi-tag photo: issue 9's range (Corel-5k has 3.4)
+DECODE_BATCH = 256
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="a train-hashtagger checkpoint (best.pt, or an export of one)")
+    p.add_argument("--run", default=None,
+                   help="the run folder holding split/ (default: the checkpoint's training --out)")
+    p.add_argument("--store", default=str(DEFAULT_STORE), help="feature cache root")
+    p.add_argument("--taus", type=float, nargs="+", default=list(TAUS), help="candidate adjustment strengths")
+    p.add_argument("--p1-tolerance", type=float, default=P1_TOLERANCE,
+                   help="largest P@1 drop of a single-tag data folder accepted against tau 0")
+    p.add_argument("--min-tags", type=float, default=MIN_TAGS, help="least mean emitted tags of a multi-tag data folder")
+    p.add_argument("--max-tags-per-post", type=float, default=MAX_TAGS,
+                   help="most mean emitted tags of a multi-tag data folder")
+    p.add_argument("--write", action="store_true", help="store the chosen tau and min_score in the checkpoint")
+
+
+def step_log_prior(examples: list[Example], vocab, max_tags: int) -> tuple[float, ...]:
+    """(V,) log share of each token among the training steps' targets (tags and <end>), 0 for non-targets."""
+    counts = Counter(i for e in examples for i in target_ids(vocab, e.tags, max_tags)[1:])  # without <start>
+    total = sum(counts.values())
+    return tuple(math.log(counts[i] / total) if counts[i] else 0.0 for i in range(len(vocab)))
+
+
+def run(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint, kind=CHECKPOINT_KIND)
+    if ckpt["model_args"]["arch"] == "multilabel":
+        raise SystemExit("logit adjustment applies to the sequence decoders (sat, show-and-tell)")
+    train_args = argparse.Namespace(**ckpt["extra"]["train_args"])
+    tagger = Tagger.load(args.checkpoint)
+    vocab = tagger.vocab
+    (train_ex, _), (val_ex, val_src) = _training_examples(train_args, Path(args.run or train_args.out))
+    known = lambda e: any(t in vocab.index for t in e.tags)  # noqa: E731  (as training keeps them)
+    train_ex = [e for e in train_ex if known(e)]
+    val_ex, val_src = map(list, zip(*[(e, s) for e, s in zip(val_ex, val_src) if known(e)]))
+    log_prior = step_log_prior(train_ex, vocab, train_args.max_tags)
+
+    store = FeatureStore(args.store, tagger.encoder.config.backbone)
+    paths = [e.image for e in val_ex]
+    store.extract(paths, tagger.encoder)
+    feats = store.annotations(paths, tagger.encoder)  # (N, L, D)
+    truth = [e.tags for e in val_ex]
+    print(f"{args.checkpoint}: {len(train_ex)} training posts (the prior), {len(val_ex)} validation posts")
+
+    grid = []  # (tau, min_score, row)
+    for tau in args.taus:
+        tagger.adjustment = LogitAdjustment(tau, log_prior) if tau else None
+        tagger.min_score = 0.0
+        decoded = []
+        for start in range(0, len(feats), DECODE_BATCH):
+            decoded += [[(t.text, t.score) for t in d.tags]
+                        for d in tagger.decode(feats[start:start + DECODE_BATCH].float(), tagger.max_tags)]
+        rows = threshold_rows(decoded, truth, val_src)
+        grid += [(tau, m, row) for m, row in rows]
+        m, row = max(rows, key=lambda r: r[1]["score"])
+        print(f"tau {tau:.2f}: best min_score {m:.2f} score {row['score']:.4f}  " +
+              "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k), flush=True)
+
+    folders = sorted(set(val_src))
+    mean_tags = {f: sum(len(e.tags) for e, s in zip(val_ex, val_src) if s == f) / val_src.count(f) for f in folders}
+    single = [f for f in folders if mean_tags[f] < SINGLE_TAG_MEAN]
+    multi = [f for f in folders if f not in single]
+    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, row in grid if tau == 0.0) for f in single} \
+        if 0.0 in args.taus else {}  # without tau 0 there is no reference
+    ok = lambda row: (  # noqa: E731
+        all(row[f"P@1/{f}"] >= p1 - args.p1_tolerance for f, p1 in base_p1.items())
+        and all(args.min_tags <= row[f"tags/{f}"] <= args.max_tags_per_post for f in multi))
+    admissible = [g for g in grid if ok(g[2])]
+    if not admissible:
+        raise SystemExit("no (tau, min_score) meets the constraints")
+    tau, min_score, row = max(admissible, key=lambda g: g[2]["score"])
+    print(f"chosen: tau {tau} min_score {min_score} score {row['score']:.4f}  " +
+          "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
+    if args.write:
+        adjustment = LogitAdjustment(tau, log_prior).to_args() if tau else None
+        update_model_args(args.checkpoint, min_score=min_score, logit_adjustment=adjustment)
+        print(f"wrote tau {tau} and min_score {min_score} into {args.checkpoint}")
+    return 0

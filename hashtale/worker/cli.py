@@ -1,0 +1,51 @@
+"""`hashtale worker`: a Celery worker for the configured broker and queue (thin wrapper around
+`celery -A hashtale.worker.celery_app:celery worker`). By default one process per core, each with one PyTorch thread:
+posts are independent, so processes scale better than threads inside one forward pass."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from hashtale.monitoring import prepare_multiprocess_dir
+from hashtale.settings import Settings
+from hashtale.worker.broker import has_fanout
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1,
+                        help="worker processes (default: one per core)")
+    parser.add_argument("--beat", action="store_true", help="also run beat (the periodic sweep) in this worker")
+    parser.add_argument("--schedule", default=None, help="beat's schedule file (with --beat)")
+    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument("--events", action=argparse.BooleanOptionalAction, default=None,
+                        help="send task events (Flower, `celery events`); default: on where the broker has fanout "
+                             "(Redis, RabbitMQ), which the embedded SQLite broker has not")
+
+
+def pool_settings(settings: Settings, concurrency: int) -> Settings:
+    """The settings of `concurrency` pool processes: TORCH_THREADS=0 becomes the cores shared out among them.
+    N processes x PyTorch's default of one thread per core would oversubscribe the cores N times, and its
+    spinning threads slow a busy machine down several-fold (bench/ingest.py shows both)."""
+    if settings.torch_threads:
+        return settings
+    return settings.with_(torch_threads=max(1, (os.cpu_count() or 1) // concurrency))
+
+
+def run(args) -> int:
+    settings = pool_settings(Settings.from_env(), args.concurrency)
+    prepare_multiprocess_dir("worker")  # before prometheus_client is imported (by the tasks)
+    from hashtale.worker.celery_app import celery
+
+    celery.conf.hashtale_settings = settings  # what the tasks, the batching strategy and the forked pool read
+
+    argv = ["worker", "--concurrency", str(args.concurrency), "--loglevel", args.loglevel,
+            "--queues", celery.conf.task_default_queue]
+    events = has_fanout(settings.broker_url) if args.events is None else args.events
+    if events:
+        argv.append("--task-events")
+    if args.beat:
+        argv.append("--beat")
+        if args.schedule:
+            argv += ["--schedule", args.schedule]
+    celery.worker_main(argv)
+    return 0
