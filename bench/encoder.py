@@ -17,7 +17,7 @@ import torch
 
 from bench import machine
 from hashtale.models.encoder import BACKBONES, LITE_BACKBONES, Encoder, EncoderConfig
-from hashtale.models.tagger import Tagger
+from hashtale.models.hashtagger_runtime import Tagger
 from hashtale.models.vocab import SPECIALS, Vocab
 from hashtale.models.hashtagger import SATConfig, SATHashtagger
 

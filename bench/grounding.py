@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from hashtale.models.image import decode_image, to_tensor
-from hashtale.models.tagger import Tagger
+from hashtale.models.hashtagger_runtime import Tagger
 from hashtale.models.vocab import START_ID
 from hashtale.settings import PROJECT_ROOT
 from hashtale.training.attention_png import draw

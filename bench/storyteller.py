@@ -20,7 +20,7 @@ import torch
 
 from bench import machine
 from hashtale.models.sampling import StepCell, StorySpec, generate
-from hashtale.models.writer import StoryWriter
+from hashtale.models.storyteller_runtime import StoryWriter
 
 TAG_SETS = (("leopard", "wildcat"), ("ocean", "beach", "sand"), ("dalmatian",), ("pizza", "food"),
             ("ketch", "sea"), ("forest", "tree"), ("fox",), ("castle", "garden"))

@@ -132,8 +132,8 @@ def in_process_references(images: list[bytes], stories: list[StoryRequest], thre
     import torch
 
     from hashtale.models.image import preprocess
-    from hashtale.models.tagger import Tagger
-    from hashtale.models.writer import StorySpec, StoryWriter
+    from hashtale.models.hashtagger_runtime import Tagger
+    from hashtale.models.storyteller_runtime import StorySpec, StoryWriter
 
     torch.set_num_threads(threads)
     tagger = Tagger.load(weights_path(REPOSITORY, "hashtagger"),

@@ -11,12 +11,12 @@ import sys
 
 # name -> (module, relative to this package, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "migrate": (".db.cli", "create or upgrade the database schema (Alembic)"),
+    "migrate": (".db.migrate_command", "create or upgrade the database schema (Alembic)"),
     "train-storyteller": (".training.train_storyteller", "train the char-level LSTM storyteller on story corpora (resumable)"),
     "evaluate-storyteller": (".training.evaluate_storyteller", "storyteller validation loss (nats/char) and generation speed"),
-    "serve": (".worker.serve", "run webhook + worker + beat with the configured database, broker and models"),
-    "tag": (".worker.tag", "print hashtags and a story for one photo (in-process, no server)"),
-    "worker": (".worker.cli", "run a Celery worker for the configured broker and queue"),
+    "serve": (".serve", "run webhook + worker + beat with the configured database, broker and models"),
+    "tag": (".tag", "print hashtags and a story for one photo (in-process, no server)"),
+    "worker": (".worker.celery_worker", "run a Celery worker for the configured broker and queue"),
     "worker-health": (".worker.health", "exit 0 if this host's worker is alive (Celery ping, or its heartbeat file)"),
     "extract-features": (".training.features", "encode a HARRISON-format folder's images once into the feature cache"),
     "train-hashtagger": (".training.train_hashtagger", "train the attention hashtagger or a baseline (resumable)"),
@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gc-media": (".webhook.media_gc", "remove photo files no post references (left by a database outage mid-request)"),
     "create-admin": (".review.admins", "create an admin account for the review pages (password hashed)"),
     "report": (".review.report", "the review study's figures (relevant hashtags, story context, closeness): Markdown + PNG"),
-    "export-reviews": (".review.export", "write approved, reviewer-corrected hashtags as a HARRISON-format split for training"),
+    "export-reviews": (".review.export_reviews", "write approved, reviewer-corrected hashtags as a HARRISON-format split for training"),
 }
 
 

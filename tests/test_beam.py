@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hashtale.models.beam import Hypothesis, beam_search, emitted_tags
 from hashtale.models.hashtagger import SATConfig, SATHashtagger
 from hashtale.models.show_and_tell import ShowAndTell, ShowTellConfig
-from hashtale.models.tagger import Tagger
+from hashtale.models.hashtagger_runtime import Tagger
 from hashtale.models.vocab import END_ID, PAD_ID, SPECIALS, START_ID, UNK_ID, Vocab
 
 N_TAGS = 3

@@ -93,7 +93,7 @@ def test_the_export_trains_the_hashtagger(database_url, sessions, tmp_path, phot
     assert cli.main(["train-hashtagger", "--data", str(split), "--out", str(run), "--store", str(tmp_path / "features"),
                      *tiny]) == 0
     from hashtale.models.checkpoint import load_checkpoint
-    from hashtale.models.tagger import CHECKPOINT_KIND
+    from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND
 
     checkpoint = load_checkpoint(run / "last.pt", kind=CHECKPOINT_KIND)
     assert checkpoint["step"] == 1

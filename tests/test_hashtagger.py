@@ -17,7 +17,7 @@ from hashtale.models.encoder import Encoder, EncoderConfig
 from hashtale.models.hashtagger import SATConfig, SATHashtagger, doubly_stochastic, order_tags
 from hashtale.models.multilabel import MultiLabelClassifier, MultiLabelConfig
 from hashtale.models.show_and_tell import ShowAndTell, ShowTellConfig
-from hashtale.models.tagger import Tagger
+from hashtale.models.hashtagger_runtime import Tagger
 from hashtale.models.vocab import SPECIALS, Vocab
 from hashtale.models.image import decode_image
 from hashtale.training.features import FeatureStore
@@ -336,7 +336,7 @@ def test_bfloat16_encoder_gives_the_same_tags_whatever_the_batch(photo_paths):
 
 
 def test_precision_auto_resolves_and_unknown_is_refused():
-    from hashtale.models.tagger import resolve_precision
+    from hashtale.models.hashtagger_runtime import resolve_precision
 
     assert resolve_precision("auto", "cpu") in ("fp32", "bf16")
     assert resolve_precision("fp32", "cpu") == "fp32"

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from hashtale.db.schema import Post, PostStatus
 from hashtale.db.session import make_engine, make_session_factory, migrate
 from hashtale.inference.tritonserver import free_port
-from hashtale.models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
+from hashtale.models.hashtagger_runtime import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
 from tests.support.databases import scratch_pg_database
 from tests.support.servers import RedisServer
 from tests.support.workers import WorkerProcess, post_photos, result_counts, running_worker, wait_until_final

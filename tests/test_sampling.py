@@ -7,7 +7,7 @@ import torch
 from hashtale.models.chars import FRAMING_CHARS
 from hashtale.models.sampling import ELLIPSIS, StorySpec, _pick, gumbel_noise, max_story_chars, story_end
 from hashtale.models.sentences import ends_at_sentence_end
-from hashtale.models.writer import StoryWriter
+from hashtale.models.storyteller_runtime import StoryWriter
 
 TEMPERATURE = 0.8
 TOP_K = 20
@@ -119,7 +119,7 @@ def test_stories_end_on_a_sentence_boundary_near_the_length(writer):
 
 
 def test_untrained_fallback_is_the_real_architecture(monkeypatch, tmp_path):
-    monkeypatch.setattr("hashtale.models.writer.SHIPPED_CHECKPOINT", tmp_path / "absent.pt")
+    monkeypatch.setattr("hashtale.models.storyteller_runtime.SHIPPED_CHECKPOINT", tmp_path / "absent.pt")
     first, second = StoryWriter.load(), StoryWriter.load()
     assert (first.trained, first.version) == (False, "untrained")
     spec = StorySpec(("#sea",), 100, TEMPERATURE, TOP_K, 1)

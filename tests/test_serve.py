@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from hashtale.inference.tritonserver import free_port
-from hashtale.models.tagger import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
-from hashtale.models.writer import SHIPPED_CHECKPOINT as SHIPPED_STORYTELLER
+from hashtale.models.hashtagger_runtime import DEFAULT_CHECKPOINT as SHIPPED_HASHTAGGER
+from hashtale.models.storyteller_runtime import SHIPPED_CHECKPOINT as SHIPPED_STORYTELLER
 from hashtale.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow  # `hashtale serve`: the webhook and worker processes

@@ -9,7 +9,7 @@ import pytest
 from hashtale.models.chars import CharVocab, prompt_for
 from hashtale.models.sentences import ends_at_sentence_end
 from hashtale.models.storyteller import IGNORE_INDEX, NO_TAG
-from hashtale.models.writer import tag_index_of
+from hashtale.models.storyteller_runtime import tag_index_of
 from tests.support.data import SHARED_DATASETS
 from hashtale.training.lexicon import LEXICON, TagLexicon, load_tag_vocabulary
 from hashtale.training.stories import (

@@ -13,7 +13,7 @@ from hashtale.models.checkpoint import load_checkpoint
 from hashtale.models.sentences import ends_at_sentence_end
 from hashtale.models.sampling import StorySpec
 from hashtale.models.storyteller import CONDITIONS, IGNORE_INDEX, NO_TAG, StepCell, Storyteller, StorytellerConfig
-from hashtale.models.writer import CHECKPOINT_KIND, StoryWriter
+from hashtale.models.storyteller_runtime import CHECKPOINT_KIND, StoryWriter
 from tests.support.data import SHARED_DATASETS
 from hashtale.training.story_quality import starts_mid_word, words
 

@@ -64,7 +64,7 @@ def images(photo_paths, coffee_jpeg) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def tagger(server):
-    from hashtale.models.tagger import Tagger
+    from hashtale.models.hashtagger_runtime import Tagger
 
     return Tagger.load(weights_path(REPOSITORY, "hashtagger"),
                        precision=config_parameter(REPOSITORY, "hashtagger", "precision"))
@@ -72,7 +72,7 @@ def tagger(server):
 
 @pytest.fixture(scope="module")
 def writer(server):
-    from hashtale.models.writer import StoryWriter
+    from hashtale.models.storyteller_runtime import StoryWriter
 
     return StoryWriter.load(weights_path(REPOSITORY, "storyteller"))
 
@@ -123,7 +123,7 @@ def test_hashtags_equal_in_process_results(backend, tagger, images, expected):
 
 
 def test_stories_equal_in_process_results(backend, writer):
-    from hashtale.models.writer import StorySpec
+    from hashtale.models.storyteller_runtime import StorySpec
 
     requests = [StoryRequest(hashtags=("beach", "sea"), length=STORY_LENGTH, temperature=0.8, top_k=20, random_seed=seed)
                 for seed in STORY_SEEDS]
@@ -188,7 +188,7 @@ def test_timeout_is_unavailable(server, images, protocol):
 
 def test_export_copies_the_checkpoint_and_notices_a_newer_one(tmp_path):
     from hashtale.settings import Settings
-    from hashtale.inference.repository import export_model, is_stale
+    from hashtale.inference.repository import export_weights, is_stale
 
     repository = tmp_path / "repo"
     (repository / "storyteller").mkdir(parents=True)
@@ -198,7 +198,7 @@ def test_export_copies_the_checkpoint_and_notices_a_newer_one(tmp_path):
     settings = Settings(storyteller_checkpoint=str(source))
 
     assert is_stale(repository, "storyteller", settings)  # nothing exported yet
-    exported = export_model(repository, "storyteller", settings)
+    exported = export_weights(repository, "storyteller", settings)
     assert exported == repository / "storyteller" / "1" / "storyteller.pt"
     assert file_version(exported) == file_version(source)  # byte for byte: the same model version both ways
     assert not is_stale(repository, "storyteller", settings)
@@ -258,7 +258,7 @@ def test_a_story_request_may_carry_a_batch_of_specs(server, writer):
     import tritonclient.http as httpclient
 
     from hashtale.models.serving import hashtags_field
-    from hashtale.models.writer import StorySpec
+    from hashtale.models.storyteller_runtime import StorySpec
 
     specs = [StorySpec(("beach", "sea"), STORY_LENGTH, 0.8, 20, seed) for seed in STORY_SEEDS]
     columns = {"HASHTAGS": ("BYTES", np.object_, [hashtags_field(s.hashtags) for s in specs]),

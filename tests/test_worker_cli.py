@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from hashtale.settings import Settings
-from hashtale.worker.cli import pool_settings
+from hashtale.worker.celery_worker import pool_settings
 
 
 def test_pytorch_default_threads_become_the_cores_shared_out_among_the_processes(monkeypatch):

@@ -23,8 +23,8 @@ from hashtale.settings import Settings
 logger = logging.getLogger(__name__)
 
 NO_ATTENTION = (0, 0)  # the attention grid's shape for models that have none
-# Images per encoder pass: on CPU a pass of 8 costs less per image than larger ones (hashtale/models/tagger.py), as in
-# triton_repo/hashtagger's encode_chunk.
+# Images per encoder pass: on CPU a pass of 8 costs less per image than larger ones
+# (hashtale/models/hashtagger_runtime.py), as in triton_repo/hashtagger's encode_chunk.
 ENCODE_CHUNK = 8
 
 
@@ -43,8 +43,8 @@ class LocalBackend:
         """(Tagger, StoryWriter), loaded on the first call. Raises InferenceUnavailable."""
         with self._lock:
             if self._tagger is None:
-                from hashtale.models.tagger import Tagger
-                from hashtale.models.writer import StoryWriter
+                from hashtale.models.hashtagger_runtime import Tagger
+                from hashtale.models.storyteller_runtime import StoryWriter
 
                 if self.settings.torch_threads > 0:
                     torch.set_num_threads(self.settings.torch_threads)
@@ -98,7 +98,7 @@ class LocalBackend:
         return only(self.write_stories([request]))
 
     def write_stories(self, requests: list[StoryRequest]) -> list[Outcome[StoryResult]]:
-        from hashtale.models.writer import StorySpec
+        from hashtale.models.storyteller_runtime import StorySpec
 
         _, writer = self.models()
         specs = [StorySpec(hashtags=tuple(r.hashtags), length=r.length, temperature=r.temperature, top_k=r.top_k,

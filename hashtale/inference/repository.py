@@ -60,11 +60,11 @@ def weights_path(repository: str | Path, model: str) -> Path:
 def source_checkpoint(model: str, settings: Settings) -> Path:
     """The checkpoint the in-process backend would load: the configured one, else the shipped one."""
     if model == "hashtagger":
-        from hashtale.models.tagger import DEFAULT_CHECKPOINT as shipped
+        from hashtale.models.hashtagger_runtime import DEFAULT_CHECKPOINT as shipped
 
         configured = settings.hashtagger_checkpoint
     else:
-        from hashtale.models.writer import SHIPPED_CHECKPOINT as shipped
+        from hashtale.models.storyteller_runtime import SHIPPED_CHECKPOINT as shipped
 
         configured = settings.storyteller_checkpoint
     return Path(configured) if configured else shipped
@@ -75,13 +75,13 @@ def save_untrained(model: str, dest: Path) -> Path:
     from hashtale.models.checkpoint import save_checkpoint
 
     if model == "hashtagger":
-        from hashtale.models.tagger import CHECKPOINT_KIND, Tagger
+        from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, Tagger
 
         tagger = Tagger.untrained()
         args = {"arch": tagger.arch, "encoder": asdict(tagger.encoder.config), "config": asdict(tagger.decoder.config)}
         net, vocab = tagger.decoder, tagger.vocab.tokens
     else:
-        from hashtale.models.writer import CHECKPOINT_KIND, StoryWriter
+        from hashtale.models.storyteller_runtime import CHECKPOINT_KIND, StoryWriter
 
         writer = StoryWriter.load(None)  # the untrained fallback: save_untrained runs only without a checkpoint
         net, args, vocab = writer.model, writer.model.model_args, writer.vocab.tokens
@@ -98,7 +98,7 @@ def is_stale(repository: str | Path, model: str, settings: Settings) -> bool:
     return source.exists() and source.stat().st_mtime > dest.stat().st_mtime
 
 
-def export_model(repository: str | Path, model: str, settings: Settings, source: str | Path | None = None) -> Path:
+def export_weights(repository: str | Path, model: str, settings: Settings, source: str | Path | None = None) -> Path:
     dest = weights_path(repository, model)
     dest.parent.mkdir(parents=True, exist_ok=True)
     source = Path(source) if source else source_checkpoint(model, settings)
@@ -110,10 +110,10 @@ def export_model(repository: str | Path, model: str, settings: Settings, source:
     return dest
 
 
-def export_stale(repository: str | Path, settings: Settings | None = None) -> list[Path]:
+def export_stale_weights(repository: str | Path, settings: Settings | None = None) -> list[Path]:
     """Export every model whose exported weights are missing or out of date."""
     settings = settings or Settings.from_env()
-    return [export_model(repository, model, settings) for model in MODELS if is_stale(repository, model, settings)]
+    return [export_weights(repository, model, settings) for model in MODELS if is_stale(repository, model, settings)]
 
 
 # `hashtale export`
@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     sources = {"hashtagger": args.hashtagger, "storyteller": args.storyteller}
     for model in MODELS:
         if args.force or sources[model] or is_stale(args.repository, model, settings):
-            dest = export_model(args.repository, model, settings, sources[model])
+            dest = export_weights(args.repository, model, settings, sources[model])
             print(f"{model}: {dest}")
         else:
             print(f"{model}: {weights_path(args.repository, model)} is up to date")

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from hashtale.inference.repository import REPOSITORY, export_stale
+from hashtale.inference.repository import REPOSITORY, export_stale_weights
 
 HOST = "127.0.0.1"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
@@ -138,7 +138,7 @@ class TritonServer:
         if self.is_running():
             return self
         if self.export:
-            export_stale(self.repository)
+            export_stale_weights(self.repository)
         if self._backends is None:
             self._backends = prepare_backends(self._workdir)
         began = time.monotonic()

@@ -75,7 +75,7 @@ class Settings:
     max_image_side: int = DEFAULT_MAX_SIDE  # px
     hashtagger_checkpoint: str = ""  # empty: the shipped checkpoint in hashtale/models/checkpoints/
     storyteller_checkpoint: str = ""
-    encoder_precision: str = "auto"  # the hashtagger's encoder: "fp32", "bf16" or "auto" (hashtale.models.tagger.PRECISIONS)
+    encoder_precision: str = "auto"  # the hashtagger's encoder: "fp32", "bf16" or "auto" (hashtale.models.hashtagger_runtime.PRECISIONS)
     hashtags_per_post: int = 5
     story_length: int = 500  # characters
     story_temperature: float = 0.6  # chosen with the storyteller's mention steering on photos/ and corel5k/ training posts

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from hashtale.models.image import decode_image, to_tensor
-from hashtale.models.tagger import TagPrediction, Tagger
+from hashtale.models.hashtagger_runtime import TagPrediction, Tagger
 
 HEAT_ALPHA = 0.55  # opacity of the heat map over the photo
 

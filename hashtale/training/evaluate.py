@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from hashtale.models.image import preprocess
-from hashtale.models.tagger import PRECISIONS, Tagger
+from hashtale.models.hashtagger_runtime import PRECISIONS, Tagger
 from hashtale.settings import PROJECT_ROOT
 from hashtale.training.features import DEFAULT_STORE, FeatureStore
 from hashtale.training.harrison import read_split

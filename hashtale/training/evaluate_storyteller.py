@@ -31,7 +31,7 @@ from hashtale.models.image import preprocess
 from hashtale.models.sampling import StorySpec
 from hashtale.models.steering import SteerConfig
 from hashtale.models.storyteller import IGNORE_INDEX, Storyteller
-from hashtale.models.writer import StoryWriter
+from hashtale.models.storyteller_runtime import StoryWriter
 from hashtale.training import judge, story_quality
 from hashtale.training.harrison import Example, holdout_split, read_split
 from hashtale.training.lexicon import DATASETS, DEFAULT_TAG_FILES, TagLexicon, load_tag_vocabulary
@@ -260,7 +260,7 @@ def run(args) -> int:
                     given[record["image"]] = tuple(record["predicted"])
             print(f"hashtags predicted beforehand: {' '.join(args.tag_sets)} ({len(given)} photos)")
         else:
-            from hashtale.models.tagger import Tagger
+            from hashtale.models.hashtagger_runtime import Tagger
 
             tagger = Tagger.load(args.hashtagger)
             print(f"hashtagger {tagger.name} {tagger.version}")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hashtale.models.checkpoint import load_checkpoint, update_model_args
 from hashtale.models.logit_adjustment import LogitAdjustment
-from hashtale.models.tagger import CHECKPOINT_KIND, Tagger
+from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, Tagger
 from hashtale.training.features import DEFAULT_STORE, FeatureStore
 from hashtale.training.harrison import Example
 from hashtale.training.train_hashtagger import _training_examples, target_ids, threshold_rows

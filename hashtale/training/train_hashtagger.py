@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from hashtale.models.checkpoint import load_checkpoint, save_checkpoint
 from hashtale.models.encoder import BACKBONES, DEFAULT_BACKBONE, Encoder, EncoderConfig
-from hashtale.models.tagger import (
+from hashtale.models.hashtagger_runtime import (
     ARCHS, CHECKPOINT_KIND, DEFAULT_BEAM_WIDTH, DEFAULT_MAX_TAGS, Tagger, build_model, model_name,
 )
 from hashtale.models.vocab import PAD_ID, Vocab
@@ -228,12 +228,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"early stop: no better validation score for {args.patience} epochs")
     print(f"trained {state['epoch']} epochs in {state['seconds']:.0f} s (decoder{' and encoder top' if tuned else ''})")
     if args.export:
-        export(out / "best.pt", args.export)
+        export_inference_checkpoint(out / "best.pt", args.export)
         print(f"exported {args.export}")
     return 0
 
 
-def export(best: str | Path, path: str | Path) -> Path:
+def export_inference_checkpoint(best: str | Path, path: str | Path) -> Path:
     """Best checkpoint -> float16 inference checkpoint without optimizer or training state."""
     ckpt = load_checkpoint(best, kind=CHECKPOINT_KIND)
     model = build_model(ckpt["model_args"]["arch"], ckpt["model_args"]["config"])

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from hashtale.models.chars import CharVocab
 from hashtale.models.checkpoint import load_checkpoint, save_checkpoint
 from hashtale.models.storyteller import CONDITIONS, Storyteller, StorytellerConfig
-from hashtale.models.writer import CHECKPOINT_KIND, tag_index_of
+from hashtale.models.storyteller_runtime import CHECKPOINT_KIND, tag_index_of
 from hashtale.training.evaluate_storyteller import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, validation_loss
 from hashtale.training.lexicon import DEFAULT_TAG_FILES, TagLexicon, load_tag_vocabulary
 from hashtale.training.stories import batches, corpus_text, encode_batch, load_corpus, split_stories, training_tags

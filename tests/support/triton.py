@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from hashtale.inference.repository import CONFIG_FILE, REPOSITORY, export_stale
+from hashtale.inference.repository import CONFIG_FILE, REPOSITORY, export_stale_weights
 from hashtale.inference.tritonserver import TritonServer
 
 
@@ -13,7 +13,7 @@ def variant_repository(dest: str | Path, edit: Callable[[str, str], str], source
     """A copy of `source` whose config.pbtxt files are rewritten by `edit(model, text)` (tests and bench compare
     configurations). model.py files are copied and weights files symlinked: the same code and the same weights."""
     source, dest = Path(source), Path(dest)
-    export_stale(source)
+    export_stale_weights(source)
     for config in sorted(source.glob(f"*/{CONFIG_FILE}")):
         model = config.parent.name
         (dest / model).mkdir(parents=True)

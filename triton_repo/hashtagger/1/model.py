@@ -20,7 +20,7 @@ from hashtale.models.image import InvalidImage, preprocess
 from hashtale.models.serving import (
     INVALID_IMAGE_PREFIX, INVALID_REQUEST_PREFIX, apply_torch_threads, failure_counter, instance_device, parameter,
 )
-from hashtale.models.tagger import Tagger
+from hashtale.models.hashtagger_runtime import Tagger
 
 
 class TritonPythonModel:

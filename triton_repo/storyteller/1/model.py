@@ -2,8 +2,8 @@
 
 A request carries B >= 1 story specs (every input [B, 1], B up to max_batch_size; the service sends B = 1).
 `execute` receives every request the dynamic batcher grouped and writes all their stories in ONE batched
-sampling run (hashtale.models.writer.StoryWriter.write); each story depends only on its own spec. A request with bad
-arguments fails alone, with INVALID_ARG, and is counted in Triton's /metrics as
+sampling run (hashtale.models.storyteller_runtime.StoryWriter.write); each story depends only on its own spec. A request
+with bad arguments fails alone, with INVALID_ARG, and is counted in Triton's /metrics as
 hashtale_triton_request_failures_total{model, reason} (Triton counts it as a success: server#7713).
 One response per request, in request order, with B rows.
 """
@@ -18,7 +18,7 @@ import triton_python_backend_utils as pb_utils
 from hashtale.models.serving import (
     INVALID_REQUEST_PREFIX, apply_torch_threads, failure_counter, instance_device, parameter, read_hashtags,
 )
-from hashtale.models.writer import StorySpec, StoryWriter
+from hashtale.models.storyteller_runtime import StorySpec, StoryWriter
 
 SEED_BITS = 63  # a fresh random seed fits the INT64 input
 
