@@ -1,4 +1,4 @@
-"""`hashtale worker`'s pool settings: the cores shared out among the pool processes, through Settings only."""
+"""`hashtale worker`'s pool settings: one PyTorch thread per pool process unless configured, through Settings only."""
 from __future__ import annotations
 
 import os
@@ -7,11 +7,11 @@ from hashtale.settings import Settings
 from hashtale.worker.celery_worker import pool_settings
 
 
-def test_pytorch_default_threads_become_the_cores_shared_out_among_the_processes(monkeypatch):
+def test_pytorch_default_threads_become_one_thread_per_pool_process(monkeypatch):
     monkeypatch.delenv("TORCH_THREADS", raising=False)
     cores = os.cpu_count() or 1
-    assert pool_settings(Settings(torch_threads=0), 1).torch_threads == cores
-    assert pool_settings(Settings(torch_threads=0), cores * 2).torch_threads == 1  # never 0: PyTorch's default
+    for concurrency in (1, cores, cores * 2):  # never 0 (PyTorch's default: a thread per core in every process)
+        assert pool_settings(Settings(torch_threads=0), concurrency).torch_threads == 1
     assert "TORCH_THREADS" not in os.environ  # one source: the settings the pool reads, not the environment
 
 

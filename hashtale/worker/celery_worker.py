@@ -22,13 +22,18 @@ def add_arguments(parser) -> None:
                              "(Redis, RabbitMQ), which the embedded SQLite broker has not")
 
 
+PROCESS_TORCH_THREADS = 1  # per pool process, unless TORCH_THREADS says otherwise
+
+
 def pool_settings(settings: Settings, concurrency: int) -> Settings:
-    """The settings of `concurrency` pool processes: TORCH_THREADS=0 becomes the cores shared out among them.
-    N processes x PyTorch's default of one thread per core would oversubscribe the cores N times, and its
-    spinning threads slow a busy machine down several-fold (bench/ingest.py shows both)."""
+    """The settings of `concurrency` pool processes: TORCH_THREADS=0 becomes one PyTorch thread per process.
+    Parallelism comes from the processes (and a batch's posts in one call). Intra-op threads meet at every operation:
+    the storyteller runs thousands of tiny steps per story, and on a machine whose cores are busy with anything else
+    (the webhook, the database, another worker) threads that wait for each other at each step make a story many
+    times slower, where one thread per process loses next to nothing when the machine is idle."""
     if settings.torch_threads:
         return settings
-    return settings.with_(torch_threads=max(1, (os.cpu_count() or 1) // concurrency))
+    return settings.with_(torch_threads=PROCESS_TORCH_THREADS)
 
 
 def run(args) -> int:
