@@ -276,7 +276,8 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
                     webhook.wait()
                 assert codes == {HTTPStatus.ACCEPTED: len(paths)}, codes
                 with sessions() as session:
-                    ids = list(session.scalars(select(Post.id).where(Post.external_id.startswith(bench_webhook.EXTERNAL_ID_PREFIX))))
+                    sent = Post.external_id.startswith(bench_webhook.EXTERNAL_ID_PREFIX)
+                    ids = list(session.scalars(select(Post.id).where(sent)))
             else:
                 ids = post_photos(client, paths, "bench")
             wait_done(sessions, ids)

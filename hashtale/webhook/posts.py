@@ -5,12 +5,12 @@ Both need the post's read token (`?token=`, see hashtale/webhook/read_token.py);
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, send_from_directory, url_for
 from sqlalchemy.orm import selectinload
 
-from hashtale.db.schema import Hashtag, Post, Story
+from hashtale.db.schema import Hashtag, Post, Story, as_utc
 from hashtale.models.image import FORMATS
 from hashtale.webhook.database import db
 from hashtale.webhook.read_token import is_valid, read_token
@@ -93,7 +93,4 @@ def _story_json(story: Story) -> dict:
 
 
 def _iso(moment: datetime) -> str:
-    # SQLite hands back naive datetimes; every timestamp we write is UTC.
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.isoformat()
+    return as_utc(moment).isoformat()

@@ -51,7 +51,8 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
-celery = make_celery(Settings.from_env())  # what `celery -A hashtale.worker.celery_app:celery` and `hashtale worker` run
+# What `celery -A hashtale.worker.celery_app:celery` and `hashtale worker` run.
+celery = make_celery(Settings.from_env())
 
 
 def celery_init_app(flask_app) -> Celery:

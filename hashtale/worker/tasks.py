@@ -27,7 +27,7 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from celery import shared_task
@@ -37,7 +37,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from hashtale.db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story, utcnow
+from hashtale.db.schema import FINAL_STATUSES, Hashtag, Post, PostStatus, Story, as_utc, utcnow
 from hashtale.db.session import make_engine, make_session_factory
 from hashtale.inference import InferenceBackend, InferenceUnavailable, StoryRequest, make_backend
 from hashtale.monitoring.metrics import MODEL_BATCH, MODEL_LATENCY, POST_COMPLETION, TASK_LATENCY, TASK_RUNS
@@ -123,14 +123,10 @@ def stage_timing(enqueued_at: datetime, started_at: datetime, finished_at: datet
     def ms(seconds: float) -> float:
         return round(1000 * max(0.0, seconds), 1)  # clocks of different processes: never negative
 
-    return {"queued_ms": ms((started_at - _aware(enqueued_at)).total_seconds()),
+    return {"queued_ms": ms((started_at - as_utc(enqueued_at)).total_seconds()),
             "batch_wait_ms": ms(share.waited),
             "run_ms": ms((finished_at - started_at).total_seconds()),
             "batch_size": share.posts}
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite drops the zone
 
 
 def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session], None], started_at: datetime,
@@ -155,7 +151,7 @@ def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session],
         if woken:
             logger.info("post %s got through after waiting: %d parked posts are due now", post_id, woken)
     if stage.finished is PostStatus.DONE:
-        POST_COMPLETION.observe((utcnow() - _aware(received)).total_seconds())
+        POST_COMPLETION.observe((utcnow() - as_utc(received)).total_seconds())
     return True
 
 
