@@ -8,13 +8,12 @@ import secrets
 import time
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from hashtale.db.schema import Post, PostStatus
 from hashtale.db.session import make_engine, make_session_factory, migrate
 from hashtale.inference.tritonserver import free_port
+from tests.support.metrics import sample, scrape
 from tests.support.workers import post_photos, running_worker, wait_until_final
 from hashtale.webhook import create_app
 
@@ -27,14 +26,6 @@ STORY_LENGTH = 4000  # characters: the first story keeps the one pool process bu
 STATUS_TIMEOUT = 90.0  # seconds for the worker to start and reach the first post's story
 DONE_TIMEOUT = 180.0  # seconds for every post to be done on a busy 2-core machine
 POLL = 0.05  # seconds
-
-
-def model_calls(bind: str, model: str) -> tuple[float, float]:
-    """(calls, posts) of `model` so far, from the worker's /metrics (hashtale_model_batch_size)."""
-    text = requests.get(f"http://{bind}/metrics", timeout=10).text
-    values = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples
-              if s.labels.get("model") == model and s.name.startswith("hashtale_model_batch_size_")}
-    return values.get("hashtale_model_batch_size_count", 0.0), values.get("hashtale_model_batch_size_sum", 0.0)
 
 
 @pytest.mark.parametrize("broker", ["embedded", "redis"])
@@ -66,7 +57,10 @@ def test_posts_that_arrive_while_the_pool_is_busy_share_one_model_call(broker, r
             later = post_photos(client, photo_paths[1:1 + LATER_POSTS], "later")
             statuses = wait_until_final(sessions, [first, *later], DONE_TIMEOUT)
             assert set(statuses.values()) == {PostStatus.DONE}, worker.log()[-4000:]
-            tagging = model_calls(bind, "hashtagger")
+            worked = scrape(bind)
     finally:
         engine.dispose()
+    labels = {"model": "hashtagger", "backend": "local"}
+    tagging = (sample(worked, "hashtale_model_batch_size_count", **labels),
+               sample(worked, "hashtale_model_batch_size_sum", **labels))
     assert tagging == (2, 1 + LATER_POSTS)  # the first post alone, then every later post in one call

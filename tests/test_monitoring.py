@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import requests
 from celery import Celery
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from hashtale.db.schema import Post, PostStatus
@@ -23,6 +22,7 @@ from hashtale.db.session import make_engine, make_session_factory, migrate
 from hashtale.inference.tritonserver import free_port
 from hashtale.settings import PROJECT_ROOT, Settings
 from tests.support.databases import scratch_pg_database
+from tests.support.metrics import sample, scrape
 from tests.support.workers import running_worker, wait_until_final
 from hashtale.worker.health import check
 from hashtale.worker.heartbeat import HEARTBEAT_INTERVAL, STALE_AFTER_BEATS
@@ -34,17 +34,6 @@ START_TIMEOUT = 90.0  # seconds for gunicorn to answer
 DONE_TIMEOUT = 180.0  # seconds for the worker to start and finish every post on a busy 2-core machine
 EVENT_TIMEOUT = 30.0  # seconds for the task-failed event to arrive after the post failed
 POLL = 0.25  # seconds
-
-
-def scrape(bind: str) -> dict[tuple[str, tuple], float]:
-    """(sample name, sorted labels) -> value, from a /metrics endpoint."""
-    text = requests.get(f"http://{bind}/metrics", timeout=10).text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def sample(samples: dict, name: str, **labels) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 class EventRecorder:
