@@ -163,7 +163,8 @@ def test_a_redis_restart_loses_no_queued_post(own_pg_url, redis_server, queue_na
            "MEDIA_DIR": str(tmp_path / "media"), "STORY_LENGTH": str(STORY_LENGTH), **FAST_SWEEP}
     with running_worker(env, tmp_path / "worker.log", concurrency=1, beat=True) as worker:
         post_ids = post_through_webhook(own_pg_url, redis_server.url, queue_name, tmp_path / "media", photo_paths[10:15])
-        wait_for_status(pg_sessions, post_ids, PostStatus.TAGGED, STATUS_TIMEOUT, worker.log)
+        # Tagged and writing: a post is `tagged` for only the few ms before its story starts, too short to poll.
+        wait_for_status(pg_sessions, post_ids, PostStatus.WRITING, STATUS_TIMEOUT, worker.log)
         broker = redis.Redis.from_url(redis_server.url)
         # Messages are still in Redis, waiting in the queue or reserved by the worker's batch (unacknowledged)...
         assert broker.llen(queue_name) + broker.hlen("unacked") > 0
