@@ -64,6 +64,8 @@ STACKS = {"redis": "PostgreSQL + Redis", "embedded": "embedded (SQLite + SQLite 
 POST_ID_BASE = 10**6  # story seeds of the bare runs: any ids, the work per story does not depend on them
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BROKER_MESSAGES = 300  # messages for the SQLite broker's fetch rate
+SETTLE_INTERVAL = 0.5  # seconds
+SETTLED_CPU = 0.05  # cores: a process tree using less is idle
 
 
 @contextmanager
@@ -179,6 +181,20 @@ def tree_cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def wait_settled(pid: int, timeout: float = READY_TIMEOUT) -> None:
+    """Until a process tree is idle (a gunicorn whose workers are still importing the app, a worker still warming
+    up): what it does before the measured span must not take the cores within it."""
+    deadline = time.monotonic() + timeout
+    before = tree_cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_INTERVAL)
+        now = tree_cpu_seconds(pid)
+        if now - before < SETTLED_CPU * SETTLE_INTERVAL:
+            return
+        before = now
+    raise TimeoutError(f"process {pid} still busy after {timeout:.0f} s")
+
+
 def model_batches(bind: str) -> dict[str, tuple[float, float]]:
     """model -> (calls, posts) so far, from a worker's /metrics (hashtale_model_batch_size)."""
     from urllib.request import urlopen
@@ -207,6 +223,12 @@ def stop(worker: subprocess.Popen) -> None:
         os.killpg(worker.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def stop_webhook(webhook: subprocess.Popen | None) -> None:
+    if webhook is not None and webhook.poll() is None:
+        os.killpg(webhook.pid, signal.SIGTERM)
+        webhook.wait()
 
 
 def wait_done(sessions, ids: list[int]) -> None:
@@ -258,22 +280,25 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
         worker = subprocess.Popen([sys.executable, "-m", "hashtale.cli", "worker", "--concurrency", str(concurrency)],
                                   cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
+        webhook = None
         try:
             deadline = time.monotonic() + READY_TIMEOUT
-            wait_done(sessions, post_photos(client, warmup, "warmup"))  # the pool processes have loaded the models
-            assert time.monotonic() < deadline, "worker too slow to start"
-            batches_before = model_batches(env["WORKER_METRICS_BIND"])
-            if senders:
+            if senders:  # booting while the worker loads its models, not within the measured span
                 port = free_port()
                 webhook = bench_webhook.start_gunicorn(env, port, work / f"gunicorn-{kind}-{batch}.log")
                 bodies = [bench_webhook.multipart_body(path.read_bytes()) for path in paths]
+            wait_done(sessions, post_photos(client, warmup, "warmup"))  # the pool processes have loaded the models
+            assert time.monotonic() < deadline, "worker too slow to start"
+            if senders:
+                wait_settled(webhook.pid)
+            wait_settled(worker.pid)
+            batches_before = model_batches(env["WORKER_METRICS_BIND"])
             start, cpu_start = time.perf_counter(), tree_cpu_seconds(worker.pid)
             if senders:
                 try:
                     _seconds, codes = bench_webhook.run_load(port, bodies, senders)
                 finally:
-                    os.killpg(webhook.pid, signal.SIGTERM)
-                    webhook.wait()
+                    stop_webhook(webhook)
                 assert codes == {HTTPStatus.ACCEPTED: len(paths)}, codes
                 with sessions() as session:
                     sent = Post.external_id.startswith(bench_webhook.EXTERNAL_ID_PREFIX)
@@ -297,6 +322,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
                               session.scalars(select(Post.timings).where(Post.id.in_(lone_ids)))]
             assert not failed, f"{failed} posts failed; see {work}"
         finally:
+            stop_webhook(webhook)
             stop(worker)
             log.close()
             engine.dispose()

@@ -47,6 +47,41 @@ def test_a_failed_call_raises_in_every_request_that_submitted():
     assert len({id(o) for o in outcomes}) == 3  # each request raises an exception of its own
 
 
+def test_steps_in_sequence_are_one_call_each_and_a_request_that_ends_between_them_holds_up_none():
+    """A stage's steps (start, model call, finish) are rounds: each made once for the requests still running."""
+    starts, finishes = [], []
+
+    def start(items):
+        starts.append(list(items))
+        return items
+
+    def finish(items):
+        finishes.append(list(items))
+        return [x * 2 for x in items]
+
+    def work(i):
+        submit(start, i)
+        if i == 1:  # its post needs nothing more (a duplicate message, say)
+            return None
+        return submit(finish, i)
+
+    assert run_job(3, work) == [0, None, 4]
+    assert len(starts) == 1 and sorted(starts[0]) == [0, 1, 2]
+    assert len(finishes) == 1 and sorted(finishes[0]) == [0, 2]
+
+
+def test_different_calls_in_one_round_are_made_each_for_its_own_items():
+    def double(items):
+        return [x * 2 for x in items]
+
+    def negate(items):
+        return [-x for x in items]
+
+    # Partials built per request, as the tasks build them, share the call when they bind the same arguments.
+    outcomes = run_job(4, lambda i: submit(functools.partial(double) if i % 2 else functools.partial(negate), i))
+    assert outcomes == [0, 2, -2, 6]
+
+
 def test_a_job_without_model_calls_makes_none():
     assert run_job(2, lambda i: i) == [0, 1]
 

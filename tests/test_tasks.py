@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from hashtale.db.schema import Hashtag, Post, PostStatus, Story, utcnow
 from hashtale.db.session import migrate
@@ -279,6 +280,22 @@ def _message(app, name: str, post_id: int) -> tuple:
             ((post_id,), {}, {}), None, None)
 
 
+@contextmanager
+def _commits(sessions):
+    """The transactions committed meanwhile on the worker runtime's engine (one list entry each)."""
+    commits = []
+
+    def count(_conn):
+        commits.append(1)
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "commit", count)
+    try:
+        yield commits
+    finally:
+        event.remove(engine, "commit", count)
+
+
 def _batch_sizes(model: str) -> tuple[float, float]:
     """(calls, posts) of `model` in this process's hashtale_model_batch_size."""
     labels = {"model": model, "backend": "local"}
@@ -294,7 +311,9 @@ def test_a_batch_job_runs_one_model_call_and_a_bad_photo_fails_only_its_post(app
     calls, posts = _batch_sizes("hashtagger")
 
     waits = [0.001, 0.002, 0.003, 0.004, 0.005]  # seconds each message waited for the batch (the main process's)
-    results = batching.run_batch(False, [_message(app, "suggest_hashtags", i) for i in [*good, bad, gone]], waits)
+    with _commits(sessions) as commits:
+        results = batching.run_batch(False, [_message(app, "suggest_hashtags", i) for i in [*good, bad, gone]], waits)
+    assert len(commits) == 3  # the batch's start, the bad photo's failure, the batch's finish
     assert [failed for failed, _, _ in results] == [0, 0, 0, 1, 0]
     assert isinstance(results[3][1].exception, PostFailed) and "InvalidImage" in str(results[3][1].exception)
     assert _batch_sizes("hashtagger") == (calls + 1, posts + 4)  # the bad photo was in the call, alone refused
@@ -308,8 +327,9 @@ def test_a_batch_job_runs_one_model_call_and_a_bad_photo_fails_only_its_post(app
     assert load(sessions, bad)[0].status == PostStatus.FAILED
 
     calls, posts = _batch_sizes("storyteller")
-    results = batching.run_batch(False, [_message(app, "write_story", i) for i in good], [0.0] * len(good))
-    assert [failed for failed, _, _ in results] == [0, 0, 0]
+    with _commits(sessions) as commits:
+        results = batching.run_batch(False, [_message(app, "write_story", i) for i in good], [0.0] * len(good))
+    assert [failed for failed, _, _ in results] == [0, 0, 0] and len(commits) == 2  # its start, its finish
     assert _batch_sizes("storyteller") == (calls + 1, posts + 3)
     for post_id in good:  # the same stories as alone: each depends only on its own request
         post, tags, (story,) = load(sessions, post_id)

@@ -23,9 +23,12 @@ So this module, in two halves:
   Acknowledged-late messages count against the prefetch window, so the worker reserves two batches per pool process
   (worker_prefetch_multiplier, hashtale/worker/celery_app.py): the next batch fills while one runs.
 - A pool process runs a batch as one job: each request's task runs through Celery's own tracer in a thread of its
-  own, exactly as it runs alone (start, park, fail or finish in short transactions of its own). Where a task
-  reaches its model call it `submit`s its input; once every request of the job has submitted or ended, the job
-  makes the batched call once, and each task gets back its own result or its own error.
+  own, as it runs alone. Its steps that can be shared it `submit`s: its start (one transaction), its model call
+  and its finish (one transaction). Once every request of the job still running has submitted or ended, the job
+  makes each submitted call once for all of them (a round), and each task gets back its own result or its own
+  error: so a batch of posts costs one start transaction, one model call and one finish transaction, not one of
+  each per post (hashtale/worker/tasks.py keeps a post's own failure its own). Parking and failing a post stay
+  transactions of its own.
 The job returns one trace result per request and the main process settles each request with Celery's own Request
 callbacks: acknowledged once its task returned (after its commit), and when the pool process dies, every request
 of the batch is requeued (reject_on_worker_lost), as a lone task's would be.
@@ -72,58 +75,99 @@ def share() -> Share:
     return Share(getattr(_job, "waited", 0.0), getattr(_job, "posts", 1))
 
 
+class _Round:
+    """One batched call of a batch job: the items its requests submitted, and the call's outcomes."""
+
+    def __init__(self, pending: int):
+        self.pending = pending  # requests of the job that have neither submitted to this round nor ended
+        self.calls: dict[Any, tuple[BatchCall, list[int]]] = {}  # call key -> (call, indices of its items)
+        self.inputs: list[Any] = []
+        self.outcomes: list[Any] | None = None
+
+    def add(self, call: BatchCall, item: Any) -> int:
+        index = len(self.inputs)
+        self.inputs.append(item)
+        self.calls.setdefault(_call_key(call), (call, []))[1].append(index)
+        return index
+
+    def run(self) -> list[Any]:
+        """Each call once, for the items submitted to it; per item its result or its own Exception (a call that
+        raised as a whole: the error for each of its items)."""
+        outcomes: list[Any] = [None] * len(self.inputs)
+        for call, indices in self.calls.values():
+            try:
+                results = call([self.inputs[i] for i in indices])
+                if len(results) != len(indices):
+                    raise RuntimeError(f"a batched call returned {len(results)} outcomes for {len(indices)} inputs")
+            except BaseException as exc:
+                results = [_Raised(exc)] * len(indices)
+            for i, result in zip(indices, results):
+                outcomes[i] = result
+        return outcomes
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """A call that raised as a whole: each of its items raises a copy of the error."""
+
+    error: BaseException
+
+
+def _call_key(call: Any) -> Any:
+    """Requests that submit the same function with the same bound arguments share its call (partials are built per
+    request, and compare by identity)."""
+    if isinstance(call, functools.partial):
+        return call.func, tuple(_call_key(arg) for arg in call.args), tuple(sorted(call.keywords.items()))
+    return call
+
+
 class Gathering:
-    """The model calls of one batch job's requests (`size` of them), made as one call."""
+    """The batched calls of one batch job's requests (`size` of them), made in rounds: a round's calls are made once
+    every request still running has submitted to it or ended, so each request's task runs its stage's steps (start,
+    model call, finish) in order, each step shared with the other requests'."""
 
     def __init__(self, size: int):
         self._ready = threading.Condition()
-        self._pending = size  # requests that have neither submitted nor ended
-        self._inputs: list[Any] = []
-        self._call: BatchCall | None = None
-        self._outcomes: list[Any] | None = None
-        self._error: BaseException | None = None
+        self._running = size  # requests that have not ended
+        self._round = _Round(size)
 
     def submit(self, call: BatchCall, item: Any) -> Any:
         with self._ready:
-            index = len(self._inputs)
-            self._inputs.append(item)
-            self._call = self._call or call  # the requests of a job are one task's: the same call
-            self._arrive()
-            self._ready.wait_for(lambda: self._outcomes is not None or self._error is not None)
-            _job.posts = len(self._inputs)
-        if self._error is not None:
-            raise _own_copy(self._error)
-        return _unwrap(self._outcomes[index])
+            round_ = self._round
+            index = round_.add(call, item)
+            self._arrive(round_)
+            self._ready.wait_for(lambda: round_.outcomes is not None)
+            _job.posts = len(round_.inputs)
+        outcome = round_.outcomes[index]
+        if isinstance(outcome, _Raised):
+            raise _own_copy(outcome.error)
+        return _unwrap(outcome)
 
     def end(self) -> None:
         """A request's task returned: it submits nothing more."""
         with self._ready:
-            self._arrive()
+            self._running -= 1
+            self._arrive(self._round)
 
-    def _arrive(self) -> None:
-        self._pending -= 1
-        if self._pending == 0:
+    def _arrive(self, round_: _Round) -> None:
+        round_.pending -= 1
+        if round_.pending == 0:
             self._ready.notify_all()
 
     def run(self) -> None:
-        """Wait until every request has submitted or ended, then make the call for all that submitted."""
-        with self._ready:
-            self._ready.wait_for(lambda: self._pending == 0)
-            inputs, call = list(self._inputs), self._call
-        if not inputs:
-            return
-        try:
-            outcomes = call(inputs)
-            if len(outcomes) != len(inputs):
-                raise RuntimeError(f"a batched call returned {len(outcomes)} outcomes for {len(inputs)} inputs")
-        except BaseException as exc:  # the call as a whole failed: every task that submitted raises it
+        """Round after round until every request has ended: wait until each running request has submitted or ended,
+        then make the round's calls."""
+        while True:
             with self._ready:
-                self._error = exc
+                self._ready.wait_for(lambda: self._round.pending == 0)
+                round_ = self._round
+                if not round_.inputs:  # every request ended
+                    return
+                self._round = _Round(self._running)  # the submitters' next step
+            outcomes = round_.run()
+            with self._ready:
+                round_.outcomes = outcomes
                 self._ready.notify_all()
-            return
-        with self._ready:
-            self._outcomes = outcomes
-            self._ready.notify_all()
 
 
 def _own_copy(error: BaseException) -> BaseException:

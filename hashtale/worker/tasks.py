@@ -17,8 +17,10 @@ restart). Only a fault of the post itself fails it: it then ends its task in Cel
 reason (PostFailed, declared in `throws`, so it is logged without a traceback and never retried): Flower and
 `celery events` see failed posts. Every run is counted by outcome (hashtale/monitoring/: done, parked, failed, skipped).
 
-A worker runs the model calls of up to BATCH_SIZE posts of a stage as one batched call (hashtale/worker/batching.py):
-each task still runs, succeeds, fails, parks and is acknowledged as its own post; only its model call is shared.
+A worker runs up to BATCH_SIZE posts of a stage as one batch job (hashtale/worker/batching.py): their starts are one
+transaction, their model calls one call and their finishes one transaction (a transaction's round trips and commit
+cost the worker CPU whatever it writes). Each task still runs, succeeds, fails, parks and is acknowledged as its own
+post: a finish the database refuses is retried post by post, so only the post at fault fails.
 """
 from __future__ import annotations
 
@@ -87,32 +89,67 @@ class Stage:
     starts_from: frozenset[PostStatus]  # the second status is a redelivery of a run that died
     running: PostStatus
     finished: PostStatus
+    output: type[Hashtag | Story]  # the rows the stage writes, replaced as a whole on every run
 
 
-TAGGING = Stage(frozenset({PostStatus.RECEIVED, PostStatus.TAGGING}), PostStatus.TAGGING, PostStatus.TAGGED)
-WRITING = Stage(frozenset({PostStatus.TAGGED, PostStatus.WRITING}), PostStatus.WRITING, PostStatus.DONE)
+TAGGING = Stage(frozenset({PostStatus.RECEIVED, PostStatus.TAGGING}), PostStatus.TAGGING, PostStatus.TAGGED, Hashtag)
+WRITING = Stage(frozenset({PostStatus.TAGGED, PostStatus.WRITING}), PostStatus.WRITING, PostStatus.DONE, Story)
+# What a stage's run reads when it starts: the locked posts in, each one's input out (in one query for all of them).
+Read = Callable[[Session, list[Post]], list[Any]]
 
 
-def start(rt: Runtime, post_id: int, stage: Stage, read: Callable[[Session, Post], Any]) -> tuple[bool, Any]:
-    """Move the post into the stage's running state and read the stage's input, in one short transaction.
+def _locked(session: Session, post_ids: list[int]) -> dict[int, Post]:
+    """The posts (those that exist), locked in id order: two transactions that lock overlapping posts (a redelivered
+    message in another worker's batch) wait for each other instead of deadlocking."""
+    query = select(Post).where(Post.id.in_(set(post_ids))).order_by(Post.id).with_for_update()
+    return {post.id: post for post in session.scalars(query)}
 
-    Returns (False, None) when there is nothing to do: the post is gone, already past this stage (a
-    duplicate message) or failed.
-    """
+
+def each_alone_on_error(batched: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[Any]:
+    """`batched(items)`, the posts of a batch in one transaction; if the database refuses it (not an outage), every
+    post again in a transaction of its own, so only the post at fault gets the error (as its outcome)."""
+    try:
+        return batched(items)
+    except TRANSIENT_ERRORS:
+        raise  # the database is away: every post's own run parks
+    except Exception:
+        if len(items) == 1:
+            raise
+    outcomes: list[Any] = []
+    for item in items:
+        try:
+            outcomes += batched([item])
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def start(rt: Runtime, stage: Stage, read: Read, post_ids: list[int]) -> list[Any]:
+    """Move each post into the stage's running state and read the stage's input, in one short transaction for the
+    posts of a batch job (hashtale/worker/batching.py). Per post: (True, its input); (False, None) when there is
+    nothing to do: the post is gone, already past this stage (a duplicate message) or failed; PostFailed when it
+    is given up (committed as failed first)."""
+    outcomes: list[Any] = [(False, None)] * len(post_ids)
     with rt.session_factory.begin() as session:
-        post = session.get(Post, post_id, with_for_update=True)
-        if post is None or post.status not in stage.starts_from:
-            logger.info("post %s: %s, nothing to do for %s", post_id,
-                        "missing" if post is None else post.status.value, stage.running.value)
-            return False, None
-        if post.attempts < MAX_RUNS:
-            post.move_to(stage.running)
-            post.attempts += 1
-            return True, read(session, post)
-        post.move_to(PostStatus.FAILED)
-        post.error = f"gave up after {post.attempts} runs (did the worker keep dying on this post?)"
-        reason = post.error
-    raise PostFailed(reason)  # after the commit
+        posts = _locked(session, post_ids)
+        proceeding: list[tuple[int, Post]] = []
+        for i, post_id in enumerate(post_ids):
+            post = posts.get(post_id)
+            if post is None or post.status not in stage.starts_from:
+                logger.info("post %s: %s, nothing to do for %s", post_id,
+                            "missing" if post is None else post.status.value, stage.running.value)
+            elif post.attempts < MAX_RUNS:
+                post.move_to(stage.running)
+                post.attempts += 1
+                proceeding.append((i, post))
+            else:
+                post.move_to(PostStatus.FAILED)
+                post.error = f"gave up after {post.attempts} runs (did the worker keep dying on this post?)"
+                outcomes[i] = PostFailed(post.error)
+        inputs = read(session, [post for _i, post in proceeding]) if proceeding else []
+        for (i, _post), given in zip(proceeding, inputs):
+            outcomes[i] = (True, given)
+    return outcomes
 
 
 def stage_timing(enqueued_at: datetime, started_at: datetime, finished_at: datetime,
@@ -129,30 +166,60 @@ def stage_timing(enqueued_at: datetime, started_at: datetime, finished_at: datet
             "batch_size": share.posts}
 
 
-def finish(rt: Runtime, post_id: int, stage: Stage, replace: Callable[[Session], None], started_at: datetime,
-           share: batching.Share) -> bool:
-    """Replace the stage's rows, record the stage's timing and move the post on, unless another run finished (or
-    failed) it first."""
+@dataclass(frozen=True)
+class Finished:
+    """One post's finish: whether this run moved it on, and if so, whether it had been parked and when it came."""
+
+    moved: bool
+    recovered: bool = False
+    received: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A run's results for one post, to write when the stage finishes."""
+
+    post_id: int
+    rows: list[Hashtag] | list[Story]
+    started_at: datetime
+    share: batching.Share
+
+
+def finish(rt: Runtime, stage: Stage, outcomes: list[Outcome]) -> list[Finished]:
+    """In one short transaction for the posts of a batch job: replace each post's rows of the stage, record the
+    stage's timing and move the post on, unless another run finished (or failed) it first."""
+    finished: list[Finished] = []
     with rt.session_factory.begin() as session:
-        post = session.get(Post, post_id, with_for_update=True)
-        if post is None or post.status != stage.running:
-            return False
-        replace(session)
-        post.timings = {**(post.timings or {}),
-                        stage.running.value: stage_timing(post.enqueued_at, started_at, utcnow(), share)}
-        post.move_to(stage.finished)
-        post.error = None
-        recovered = post.transient_failures > 0  # it had been parked: what it waited for is back
-        post.transient_failures = 0
-        post.enqueued_at = utcnow()  # the next stage's message is published right after this commit
-        received = post.created_at
-    if recovered:
+        posts = _locked(session, [outcome.post_id for outcome in outcomes])
+        moving = []
+        for outcome in outcomes:
+            post = posts.get(outcome.post_id)
+            if post is None or post.status != stage.running:  # a duplicate's second outcome too
+                finished.append(Finished(False))
+                continue
+            moving.append(outcome)
+            post.timings = {**(post.timings or {}), stage.running.value: stage_timing(
+                post.enqueued_at, outcome.started_at, utcnow(), outcome.share)}
+            post.move_to(stage.finished)
+            post.error = None
+            finished.append(Finished(True, post.transient_failures > 0, post.created_at))
+            post.transient_failures = 0
+            post.enqueued_at = utcnow()  # the next stage's message is published right after this commit
+        if moving:
+            session.execute(delete(stage.output).where(stage.output.post_id.in_([o.post_id for o in moving])))
+            session.add_all([row for outcome in moving for row in outcome.rows])
+    return finished
+
+
+def after_finish(rt: Runtime, post_id: int, stage: Stage, finished: Finished) -> None:
+    """What follows a post's committed finish: a post that had been parked wakes the others (what they waited for
+    is back); a done post's time from receipt to done is observed."""
+    if finished.recovered:
         woken = wake_parked_posts(rt.session_factory)
         if woken:
             logger.info("post %s got through after waiting: %d parked posts are due now", post_id, woken)
     if stage.finished is PostStatus.DONE:
-        POST_COMPLETION.observe((utcnow() - as_utc(received)).total_seconds())
-    return True
+        POST_COMPLETION.observe((utcnow() - as_utc(finished.received)).total_seconds())
 
 
 def fail(rt: Runtime, post_id: int, reason: str) -> None:
@@ -186,23 +253,28 @@ def park(rt: Runtime, post_id: int, stage: Stage, reason: str) -> None:
     logger.info("post %s parked for %.1f s: %s", post_id, delay, reason)
 
 
-def run_stage(task, post_id: int, stage: Stage, read: Callable[[Session, Post], Any],
-              compute: Callable[[Runtime, Any], Any], replace: Callable[[Session, Any], None]) -> bool:
+def run_stage(task, post_id: int, stage: Stage, read: Read, compute: Callable[[Runtime, Any], Any]) -> bool:
     """The shape shared by both tasks; returns True when this run moved the post to the stage's end.
-    Raises PostFailed when the post failed for good (after recording why on the post)."""
+    Raises PostFailed when the post failed for good (after recording why on the post).
+
+    Its three steps are each shared with the other posts of its batch job (hashtale/worker/batching.py): the start
+    and the finish are one transaction for all of them, the model call one call."""
     rt = runtime(app_settings(task.app))
     name = task.name.rsplit(".", 1)[-1]
     began, outcome = time.perf_counter(), "skipped"
     try:
         try:
             started_at = utcnow()
-            proceed, inputs = start(rt, post_id, stage, read)
+            proceed, inputs = batching.submit(functools.partial(each_alone_on_error, functools.partial(
+                start, rt, stage, read)), post_id)
             if not proceed:
                 return False
-            results = compute(rt, inputs)  # outside any transaction: inference takes a while
-            moved = finish(rt, post_id, stage, lambda session: replace(session, results), started_at, batching.share())
-            outcome = "done" if moved else "skipped"
-            return moved
+            rows = compute(rt, inputs)  # outside any transaction: inference takes a while
+            finished = batching.submit(functools.partial(each_alone_on_error, functools.partial(finish, rt, stage)),
+                                       Outcome(post_id, rows, started_at, batching.share()))
+            after_finish(rt, post_id, stage, finished)
+            outcome = "done" if finished.moved else "skipped"
+            return finished.moved
         except PostFailed:
             outcome = "failed"
             raise
@@ -244,8 +316,18 @@ def write_stories(rt: Runtime, requests: list[StoryRequest]) -> list:
         return rt.backend.write_stories(requests)
 
 
-def _read_image_path(session: Session, post: Post) -> str:
-    return post.image_path
+def _image_paths(session: Session, posts: list[Post]) -> list[str]:
+    return [post.image_path for post in posts]
+
+
+def _hashtag_lists(session: Session, posts: list[Post]) -> list[list[str]]:
+    """Each post's hashtags in rank order."""
+    texts: dict[int, list[str]] = {post.id: [] for post in posts}
+    query = select(Hashtag.post_id, Hashtag.text).where(Hashtag.post_id.in_(texts)).order_by(Hashtag.post_id,
+                                                                                             Hashtag.rank)
+    for post_id, text in session.execute(query):
+        texts[post_id].append(text)
+    return [texts[post.id] for post in posts]
 
 
 @shared_task(bind=True, name="worker.tasks.suggest_hashtags", throws=(PostFailed,), Strategy=batching.STRATEGY)
@@ -254,28 +336,17 @@ def suggest_hashtags(self, post_id: int) -> None:
         image = pipeline.read_image(rt.settings, image_path)
         return pipeline.hashtag_rows(post_id, batching.submit(functools.partial(tag_images, rt), image))
 
-    def replace(session: Session, rows: list[Hashtag]) -> None:
-        session.execute(delete(Hashtag).where(Hashtag.post_id == post_id))
-        session.add_all(rows)
-
-    if run_stage(self, post_id, TAGGING, _read_image_path, compute, replace):
+    if run_stage(self, post_id, TAGGING, _image_paths, compute):
         write_story.delay(post_id)
 
 
 @shared_task(bind=True, name="worker.tasks.write_story", throws=(PostFailed,), Strategy=batching.STRATEGY)
 def write_story(self, post_id: int) -> None:
-    def read(session: Session, post: Post) -> list[str]:
-        return list(session.scalars(select(Hashtag.text).where(Hashtag.post_id == post_id).order_by(Hashtag.rank)))
-
-    def compute(rt: Runtime, hashtags: list[str]) -> Story:
+    def compute(rt: Runtime, hashtags: list[str]) -> list[Story]:
         request = pipeline.story_request(post_id, hashtags, rt.settings)
-        return pipeline.story_row(post_id, request, batching.submit(functools.partial(write_stories, rt), request))
+        return [pipeline.story_row(post_id, request, batching.submit(functools.partial(write_stories, rt), request))]
 
-    def replace(session: Session, row: Story) -> None:
-        session.execute(delete(Story).where(Story.post_id == post_id))
-        session.add(row)
-
-    run_stage(self, post_id, WRITING, read, compute, replace)
+    run_stage(self, post_id, WRITING, _hashtag_lists, compute)
 
 
 NEXT_TASK = {
