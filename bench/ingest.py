@@ -258,10 +258,23 @@ def stack(kind: str, work: Path):
             purge_queue(queue)
 
 
+def lone_breakdown(timings: list[dict[str, dict[str, float]]]) -> str:
+    """Where a lone post's time went, from its timings: per stage the medians of its wait for its batch, the rest of
+    its time queued (the broker and the worker's main process) and its run, in ms."""
+    if not timings:
+        return "no lone post"
+    parts = []
+    for stage in ("tagging", "writing"):
+        wait, queued, run = (statistics.median(t[stage][key] for t in timings)
+                             for key in ("batch_wait_ms", "queued_ms", "run_ms"))
+        parts.append(f"{stage} {wait:.1f} batch wait + {queued - wait:.1f} other queueing + {run:.1f} run")
+    return "; ".join(parts) + " ms (medians of its timings)"
+
+
 def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lone: list[Path], concurrency: int,
-               work: Path, senders: int) -> tuple[float, float, float, float, dict[str, float]]:
+               work: Path, senders: int) -> tuple[float, float, float, str, dict[str, float]]:
     """(posts/s from the first POST to the last post done, the worker's CPU seconds per post, the median seconds
-    from receipt to done of a lone post, the median of a lone post's batch waits (both stages, from its timings),
+    from receipt to done of a lone post, where its time went (lone_breakdown),
     model -> mean posts per model call) through the webhook, the broker, a `hashtale worker` (already warm) and
     the database. `senders` > 0: the measured posts go over HTTP to the webhook under gunicorn from that many
     connections at once; 0: one after another through the app in this process."""
@@ -318,8 +331,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
                 failed = session.scalar(select(func.count()).select_from(Post).where(
                     Post.id.in_(ids + lone_ids), Post.status == PostStatus.FAILED))
                 spans = session.execute(select(Post.created_at, Post.updated_at).where(Post.id.in_(lone_ids))).all()
-                lone_waits = [sum(stage["batch_wait_ms"] for stage in timings.values()) / 1000 for timings in
-                              session.scalars(select(Post.timings).where(Post.id.in_(lone_ids)))]
+                lone_timings = list(session.scalars(select(Post.timings).where(Post.id.in_(lone_ids))))
             assert not failed, f"{failed} posts failed; see {work}"
         finally:
             stop_webhook(webhook)
@@ -327,8 +339,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
             log.close()
             engine.dispose()
     latency = statistics.median((done - received).total_seconds() for received, done in spans) if spans else 0.0
-    lone_wait = statistics.median(lone_waits) if lone_waits else 0.0
-    return len(paths) / seconds, cpu / len(paths), latency, lone_wait, batches
+    return len(paths) / seconds, cpu / len(paths), latency, lone_breakdown(lone_timings), batches
 
 
 def main() -> int:
@@ -377,7 +388,7 @@ def main() -> int:
         for kind in stacks:
             unbatched = None
             for batch in batches:
-                rate, cpu, latency, lone_wait, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work,
+                rate, cpu, latency, lone_times, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work,
                                                                      args.senders)
                 unbatched = rate if batch == 1 else unbatched
                 bare_rate_b, bare_cpu_b = bare[batch]
@@ -389,8 +400,8 @@ def main() -> int:
                       f"{100 * rate / bare[max(batches)][0]:.0f}% of bare at batch {max(batches)}{versus_off}\n"
                       f"  posts per model call (mean): "
                       + ", ".join(f"{model} {posts:.1f}" for model, posts in sorted(per_call.items())) + "\n"
-                      f"  lone post   {latency:7.3f} s from receipt to done (median of {len(lone)}), of which "
-                      f"{1000 * lone_wait:.1f} ms waiting for its batches (its timings)", flush=True)
+                      f"  lone post   {latency:7.3f} s from receipt to done (median of {len(lone)}): {lone_times}",
+                      flush=True)
     return 0
 
 

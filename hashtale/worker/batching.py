@@ -56,6 +56,9 @@ BatchCall = Callable[[list[Any]], list[Any]]  # inputs -> per input, in order, i
 
 STRATEGY = "hashtale.worker.batching:strategy"  # the tasks' Celery Strategy (a name: Celery imports it in the worker)
 BATCHED_STAGES = 2  # the tasks whose Strategy is STRATEGY (tag, write): a post waits for a batch once in each
+# Seconds: a batch's timer fires, and its hand-over to the pool is done, up to about this much after its time, so
+# the timer is set this much early: a lone post's waits stay within BATCH_WAIT_MS.
+TIMER_SLACK = 0.001
 # This thread's request: .gathering, the Gathering of the batch job it is part of; .waited, its seconds in the
 # worker's main process waiting for its batch to go to a pool process; .posts, the posts of its model call.
 _job = threading.local()
@@ -372,6 +375,6 @@ def strategy(task, app, consumer, **kwargs):
     settings = app.conf.hashtale_settings
     if settings.batch_size <= 1:
         return default_strategy(task, app, consumer, **kwargs)
-    stage_wait = settings.batch_wait_ms / 1000 / BATCHED_STAGES  # seconds
+    stage_wait = max(0.0, settings.batch_wait_ms / 1000 / BATCHED_STAGES - TIMER_SLACK)  # seconds
     gatherer = Gatherer(task.name, consumer, settings.batch_size, stage_wait)
     return default_strategy(task, app, _Redirected(consumer, gatherer.add), **kwargs)

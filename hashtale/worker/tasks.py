@@ -74,8 +74,9 @@ class Runtime:
 
 @functools.lru_cache(maxsize=None)
 def runtime(settings: Settings) -> Runtime:
-    # One connection for each post of a batch job (each runs its own transactions at once), and no overflow: a
-    # connection opened and closed per post would cost a server process each time.
+    # One connection for each post of a batch job: its start and finish are one transaction, but its posts park or
+    # fail in transactions of their own, all at once in an outage. No overflow: a connection opened and closed per
+    # post would cost a server process each time.
     engine = make_engine(settings.database_url, pool_size=max(1, settings.batch_size))
     return Runtime(settings, make_session_factory(engine), make_backend(settings))
 
