@@ -16,7 +16,7 @@ from hashtale.worker import batching
 from hashtale.worker.tasks import (
     TAGGING,
     Finished,
-    Outcome,
+    StageOutput,
     each_alone_on_error,
     finish,
     runtime,
@@ -50,10 +50,10 @@ def tagging_posts(rt, count: int) -> list[int]:
     return ids
 
 
-def outcome(post_id: int, *texts: str) -> Outcome:
+def output(post_id: int, *texts: str) -> StageOutput:
     rows = [Hashtag(post_id=post_id, rank=rank, text=text, score=0.5, attention=[1.0], attention_shape=[1, 1],
                     model_name="test", model_version="1") for rank, text in enumerate(texts, start=1)]
-    return Outcome(post_id, rows, utcnow() - timedelta(seconds=1), WAIT)
+    return StageOutput(post_id, rows, utcnow() - timedelta(seconds=1), WAIT)
 
 
 def stored(rt, post_id: int) -> tuple[PostStatus, list[str]]:
@@ -65,8 +65,8 @@ def stored(rt, post_id: int) -> tuple[PostStatus, list[str]]:
 def test_a_write_the_database_refuses_fails_only_its_own_post(rt):
     first, refused, last = tagging_posts(rt, 3)
     outcomes = each_alone_on_error(lambda items: finish(rt, TAGGING, items),
-                                   [outcome(first, "leopard"), outcome(refused, "x" * (HASHTAG_TEXT_MAX + 1)),
-                                    outcome(last, "sea", "boat")])
+                                   [output(first, "leopard"), output(refused, "x" * (HASHTAG_TEXT_MAX + 1)),
+                                    output(last, "sea", "boat")])
     assert outcomes[0].moved and outcomes[2].moved
     assert isinstance(outcomes[1], DBAPIError)  # its task fails the post with this reason
     assert stored(rt, first) == (PostStatus.TAGGED, ["leopard"])
@@ -76,6 +76,6 @@ def test_a_write_the_database_refuses_fails_only_its_own_post(rt):
 
 def test_a_post_twice_in_one_batch_is_written_once(rt):
     (post_id,) = tagging_posts(rt, 1)
-    finished = finish(rt, TAGGING, [outcome(post_id, "leopard"), outcome(post_id, "wildcat")])
+    finished = finish(rt, TAGGING, [output(post_id, "leopard"), output(post_id, "wildcat")])
     assert finished == [Finished(True, False, finished[0].received), Finished(False)]
     assert stored(rt, post_id) == (PostStatus.TAGGED, ["leopard"])

@@ -177,7 +177,7 @@ class Finished:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class StageOutput:
     """A run's results for one post, to write when the stage finishes."""
 
     post_id: int
@@ -186,29 +186,30 @@ class Outcome:
     share: batching.Share
 
 
-def finish(rt: Runtime, stage: Stage, outcomes: list[Outcome]) -> list[Finished]:
+def finish(rt: Runtime, stage: Stage, outputs: list[StageOutput]) -> list[Finished]:
     """In one short transaction for the posts of a batch job: replace each post's rows of the stage, record the
     stage's timing and move the post on, unless another run finished (or failed) it first."""
     finished: list[Finished] = []
     with rt.session_factory.begin() as session:
-        posts = _locked(session, [outcome.post_id for outcome in outcomes])
+        posts = _locked(session, [output.post_id for output in outputs])
         moving = []
-        for outcome in outcomes:
-            post = posts.get(outcome.post_id)
-            if post is None or post.status != stage.running:  # a duplicate's second outcome too
+        for output in outputs:
+            post = posts.get(output.post_id)
+            if post is None or post.status != stage.running:  # a duplicate's second output too
                 finished.append(Finished(False))
                 continue
-            moving.append(outcome)
+            moving.append(output)
             post.timings = {**(post.timings or {}), stage.running.value: stage_timing(
-                post.enqueued_at, outcome.started_at, utcnow(), outcome.share)}
+                post.enqueued_at, output.started_at, utcnow(), output.share)}
             post.move_to(stage.finished)
             post.error = None
             finished.append(Finished(True, post.transient_failures > 0, post.created_at))
             post.transient_failures = 0
             post.enqueued_at = utcnow()  # the next stage's message is published right after this commit
         if moving:
-            session.execute(delete(stage.output).where(stage.output.post_id.in_([o.post_id for o in moving])))
-            session.add_all([row for outcome in moving for row in outcome.rows])
+            moved_ids = [output.post_id for output in moving]
+            session.execute(delete(stage.output).where(stage.output.post_id.in_(moved_ids)))
+            session.add_all([row for output in moving for row in output.rows])
     return finished
 
 
@@ -272,7 +273,7 @@ def run_stage(task, post_id: int, stage: Stage, read: Read, compute: Callable[[R
                 return False
             rows = compute(rt, inputs)  # outside any transaction: inference takes a while
             finished = batching.submit(functools.partial(each_alone_on_error, functools.partial(finish, rt, stage)),
-                                       Outcome(post_id, rows, started_at, batching.share()))
+                                       StageOutput(post_id, rows, started_at, batching.share()))
             after_finish(rt, post_id, stage, finished)
             outcome = "done" if finished.moved else "skipped"
             return finished.moved
