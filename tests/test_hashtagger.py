@@ -238,6 +238,9 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
     assert cli.main(["tune-decoding", "--checkpoint", str(shipped), "--store", str(store), "--taus", "1",
                      "--label-transfer", "--components", "4", "--ks", "2", "--weights", "1", "--write"]) == 0
     assert load_checkpoint(shipped)["model_args"]["label_transfer"]["k"] == 2
+    assert cli.main(["tune-decoding", "--checkpoint", str(shipped), "--store", str(store), "--taus", "1",
+                     "--write"]) == 0
+    assert load_checkpoint(shipped)["model_args"]["label_transfer"]["k"] == 2  # kept without --label-transfer
 
     # the exported checkpoint is float16, self-describing, and needs neither the data nor the run
     shutil.rmtree(out)

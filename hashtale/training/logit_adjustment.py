@@ -15,9 +15,10 @@ data folders of the per-class F1 of the emitted sets) among the (tau, min_score)
 - the mean number of emitted tags of every multi-tag data folder (Corel-5k) within [--min-tags,
   --max-tags-per-post].
 With `--label-transfer` the label-transfer bank (hashtale.models.label_transfer) is built from the run's training
-posts (never the validation posts) and its k, temperature, weight and eps are searched jointly with tau and
-`min_score` (weight 0: no label transfer); `--write` then also stores the bank and the chosen four, or removes
-them when weight 0 wins. The P@1 reference is then tau 0 without label transfer.
+posts (never the validation posts) and its k, temperature, weight, eps and balance are searched jointly with tau
+and `min_score` (weight 0: no label transfer); `--write` then also stores the bank and the chosen settings, or
+removes them when weight 0 wins. The P@1 reference is then tau 0 without label transfer. Without
+`--label-transfer` a checkpoint's own label transfer (if any) is kept, and decodes every candidate.
 Test splits play no part.
 """
 from __future__ import annotations
@@ -101,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
     truth = [e.tags for e in val_ex]
     print(f"{args.checkpoint}: {len(train_ex)} training posts (the prior), {len(val_ex)} validation posts")
 
-    bank, transfers = None, [None]  # label-transfer settings to try; None: without
+    # label-transfer settings to try (None: without); the P@1 reference decodes with `reference` at tau 0
+    bank, transfers = None, [tagger.label_transfer]  # without --label-transfer: the checkpoint's own, kept
+    reference = tagger.label_transfer
     if args.label_transfer:
         train_paths = [e.image for e in train_ex]
         store.extract(train_paths, tagger.encoder)
@@ -110,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         bank = LabelTransferBank.from_state(bank.to_state())  # decode with the float16 bank as it is stored
         transfers = [None if not w else LabelTransfer(bank, k, temp, w, eps, balance) for k, temp, w, eps, balance in
                      dict.fromkeys(_settings(args))]
+        reference = None
         print(f"label-transfer bank: {len(train_ex)} training posts, {bank.keys.size(1)} components")
 
     grid = []  # (tau, min_score, label transfer or None, row)
@@ -131,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     mean_tags = {f: sum(len(e.tags) for e, s in zip(val_ex, val_src) if s == f) / val_src.count(f) for f in folders}
     single = [f for f in folders if mean_tags[f] < SINGLE_TAG_MEAN]
     multi = [f for f in folders if f not in single]
-    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, transfer, row in grid if tau == 0.0 and transfer is None)
-               for f in single} if 0.0 in args.taus and None in transfers else {}  # else there is no reference
+    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, transfer, row in grid if tau == 0.0 and transfer is reference)
+               for f in single} if 0.0 in args.taus and any(t is reference for t in transfers) else {}  # else none
     ok = lambda row: (  # noqa: E731
         all(row[f"P@1/{f}"] >= p1 - args.p1_tolerance for f, p1 in base_p1.items())
         and all(args.min_tags <= row[f"tags/{f}"] <= args.max_tags_per_post for f in multi))
