@@ -15,9 +15,11 @@ footing). eps_v is the vote at which the evidence is weight * log 2: `eps` for a
 `balance` > 0 smaller for a tag few training photos carry (q_v: the share of the bank's photos carrying v), so
 that one neighbour with a rare tag counts for more than one with #sky, which most neighbours carry anyway
 (balance 1: the vote relative to the tag's share, as a pointwise mutual information). The bank (projection and
-the training photos' keys and tag ids) and the hyperparameters travel in the checkpoint (`extra["label_transfer_bank"]`,
-`model_args["label_transfer"]`); both are built and chosen on the run's training / validation posts by
-`hashtale tune-decoding --label-transfer` (hashtale.training.logit_adjustment)."""
+the training photos' keys and tag ids) and the hyperparameters travel in the checkpoint
+(`extra["label_transfer_bank"]`, `model_args["label_transfer"]`); both are built and chosen on the run's training /
+validation posts by `hashtale tune-decoding --label-transfer` (hashtale.training.logit_adjustment). On top of the
+shipped decoder's logit adjustment it validated within noise of the model without it (checkpoints/hashtagger.md),
+so the shipped checkpoint carries none."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from hashtale.models.vocab import PAD_ID, SPECIALS
 DEFAULT_COMPONENTS = 256  # principal components kept: the keys of ~11k photos are 5.7 MB in float16
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # tensors: compared by identity
 class LabelTransferBank:
     mean: torch.Tensor  # (D,) float32, mean of the training photos' normalised mean annotation vectors
     projection: torch.Tensor  # (D, P) float32, top principal components (columns)
@@ -68,7 +70,7 @@ class LabelTransferBank:
         return cls(state["mean"].float(), state["projection"].float(), state["keys"].float(), state["tags"].long())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LabelTransfer:
     bank: LabelTransferBank
     k: int  # neighbours that vote
