@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract-features": (".training.features", "encode a HARRISON-format folder's images once into the feature cache"),
     "train-hashtagger": (".training.train_hashtagger", "train the attention hashtagger or a baseline (resumable)"),
     "evaluate": (".training.evaluate", "score hashtag models on a HARRISON-format split: BLEU, ROUGE-L, P@1, R@5, A@5"),
+    "ensemble-hashtagger": (".training.ensemble", "average trained SAT hashtaggers into one inference checkpoint"),
     "tune-decoding": (".training.logit_adjustment", "choose a hashtagger's logit adjustment and min_score on its validation posts"),
     "attention": (".training.attention_png", "draw an image with one attention heat map per suggested hashtag"),
     "triton": (".inference.tritonserver", "run a local tritonserver (from the nvidia-pytriton wheel) on triton_repo/"),

@@ -234,6 +234,13 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
     adjusted = load_checkpoint(shipped)["model_args"]
     assert adjusted["logit_adjustment"]["tau"] == 1.0
     assert len(adjusted["logit_adjustment"]["log_prior"]) == len(load_checkpoint(shipped)["vocab"])
+    # and so does label transfer: the training posts' bank and its settings (weight 1 alone: it is chosen)
+    assert cli.main(["tune-decoding", "--checkpoint", str(shipped), "--store", str(store), "--taus", "1",
+                     "--label-transfer", "--components", "4", "--ks", "2", "--weights", "1", "--write"]) == 0
+    assert load_checkpoint(shipped)["model_args"]["label_transfer"]["k"] == 2
+    assert cli.main(["tune-decoding", "--checkpoint", str(shipped), "--store", str(store), "--taus", "1",
+                     "--write"]) == 0
+    assert load_checkpoint(shipped)["model_args"]["label_transfer"]["k"] == 2  # kept without --label-transfer
 
     # the exported checkpoint is float16, self-describing, and needs neither the data nor the run
     shutil.rmtree(out)
@@ -252,6 +259,7 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
         assert {p.text for p in preds} <= set(TINY_TAGS)
     assert 0.0 <= tagger.min_score < 1.0  # chosen on the validation posts
     assert tagger.adjustment is not None and tagger.adjustment.tau == 1.0
+    assert tagger.label_transfer is not None and tagger.label_transfer.bank.keys.size(1) == 4
 
 
 @pytest.mark.slow  # a training run

@@ -13,9 +13,10 @@ they were emitted, each with its probability at the step that emitted it (0..1) 
 keeping only those the model believes in (score >= `min_score`; the first tag always stays, so a post gets
 at least one). The model decides how many by emitting <end>; `max_len` is only the upper bound.
 
-`logit_bias` (V,) is added to every step's logits before the rules apply: the post-hoc logit adjustment
--tau * log(prior) of Menon et al. (ICLR 2021), which trades the frequent tags' head start for the rare tags'
-recall (see hashtale.training.logit_adjustment). Scores and probabilities are then those of the adjusted model.
+`logit_bias` (V,), or (B, V) one row per image, is added to every step's logits before the rules apply: the
+post-hoc logit adjustment -tau * log(prior) of Menon et al. (ICLR 2021), which trades the frequent tags' head
+start for the rare tags' recall (see hashtale.training.logit_adjustment), plus each image's label-transfer
+evidence (hashtale.models.label_transfer). Scores and probabilities are then those of the adjusted model.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def beam_search(model, feats: torch.Tensor, beam_width: int = 5, max_len: int = 
                 logit_bias: torch.Tensor | None = None) -> list[list[Hypothesis]]:
     """feats (B, L, D) -> per image its `beam_width` best finished hypotheses, best first.
     `model` provides init_state(feats) and step(feats, tokens, state) -> (logits, alpha | None, state);
-    `logit_bias` (V,) is added to each step's logits."""
+    `logit_bias` (V,) or (B, V) is added to each step's logits."""
     B, L, _ = feats.shape
     W = beam_width
     device = feats.device
@@ -64,10 +65,14 @@ def beam_search(model, feats: torch.Tensor, beam_width: int = 5, max_len: int = 
     seqs = torch.zeros(B * W, 0, dtype=torch.long, device=device)  # (B*W, t) chosen tokens incl. <end>/<pad>
     probs = torch.zeros(B * W, 0, device=device)  # (B*W, t)
     alphas = torch.zeros(B * W, 0, L, device=device)  # (B*W, t, L)
+    if logit_bias is not None:
+        logit_bias = logit_bias.to(device)
+        if logit_bias.dim() == 2:  # one row per image: one per hypothesis, rows stay with their image
+            logit_bias = logit_bias.repeat_interleave(W, dim=0)  # (B*W, V)
     for t in range(max_len + 1):
         logits, alpha, state = model.step(feats_w, tokens, state)  # (B*W, V), (B*W, L) | None
         if logit_bias is not None:
-            logits = logits + logit_bias.to(logits.device)  # (B*W, V)
+            logits = logits + logit_bias  # (B*W, V)
         V = logits.size(1)
         if emitted is None:
             emitted = torch.zeros(B * W, V, dtype=torch.bool, device=device)

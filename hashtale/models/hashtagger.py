@@ -153,6 +153,43 @@ class SATHashtagger(nn.Module):
         return logits, loss
 
 
+@dataclass
+class EnsembleConfig:
+    members: list[dict]  # each member decoder's SATConfig fields (the same vocabulary and encoder)
+
+    @property
+    def aux_guide(self) -> bool:  # the runtime shows a guided decoder's class maps as its heat maps
+        return bool(self.members[0].get("aux_guide", False))
+
+
+class SATEnsemble(nn.Module):
+    """Several SAT decoders trained alike (same recipe and data, different seeds) that decode as one: every step's
+    logits are the mean of the members' (a product of the members' step distributions, renormalised), each member
+    keeping its own state. Inference only (each member trains on its own). Heat maps: the first member's."""
+
+    def __init__(self, config: EnsembleConfig):
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(SATHashtagger(SATConfig(**c)) for c in config.members)
+        # each member's state: h, c, the attention's projection, and its auxiliary logits when guided
+        self._sizes = [3 + int(m.config.aux_guide) for m in self.members]
+
+    def init_state(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(t for m in self.members for t in m.init_state(feats))  # the members' states, one after another
+
+    def step(self, feats: torch.Tensor, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]
+             ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
+        logits, alphas, out, start = [], [], (), 0
+        for member, size in zip(self.members, self._sizes):
+            step_logits, alpha, member_state = member.step(feats, tokens, state[start:start + size])
+            logits.append(step_logits)
+            alphas.append(alpha)
+            out += member_state
+            start += size
+        return torch.stack(logits).mean(dim=0), alphas[0], out  # (B, V), (B, L), flat state
+
+    def tag_maps(self, feats: torch.Tensor) -> torch.Tensor | None:
+        return self.members[0].tag_maps(feats)
 
 
 def order_tags(targets: torch.Tensor, tag_order: str) -> torch.Tensor:

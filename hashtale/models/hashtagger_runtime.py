@@ -16,7 +16,8 @@ import torch
 from hashtale.models.beam import beam_search, emitted_tags
 from hashtale.models.checkpoint import file_version, load_checkpoint
 from hashtale.models.encoder import DEFAULT_BACKBONE, BACKBONES, Encoder, EncoderConfig
-from hashtale.models.hashtagger import SATConfig, SATHashtagger
+from hashtale.models.hashtagger import EnsembleConfig, SATConfig, SATEnsemble, SATHashtagger
+from hashtale.models.label_transfer import LabelTransfer
 from hashtale.models.logit_adjustment import LogitAdjustment
 from hashtale.models.multilabel import MultiLabelClassifier, MultiLabelConfig
 from hashtale.models.show_and_tell import ShowAndTell, ShowTellConfig
@@ -27,9 +28,11 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "hashtagg
 # arch -> (module class, config class, short name used in model names)
 ARCHS = {
     "sat": (SATHashtagger, SATConfig, "sat"),
+    "sat-ensemble": (SATEnsemble, EnsembleConfig, "sat"),  # same family and name: several SAT decoders averaged
     "show-and-tell": (ShowAndTell, ShowTellConfig, "show-and-tell"),
     "multilabel": (MultiLabelClassifier, MultiLabelConfig, "multilabel"),
 }
+ENSEMBLE_ARCH = "sat-ensemble"  # built from trained "sat" checkpoints (hashtale ensemble-hashtagger), never trained
 DEFAULT_BEAM_WIDTH = 5
 DEFAULT_MAX_TAGS = 5  # most hashtags a decode may emit
 DEFAULT_MIN_SCORE = 0.0  # emitted tags scoring below this are not shown (a checkpoint stores its validated value)
@@ -73,8 +76,8 @@ def build_model(arch: str, config: dict) -> torch.nn.Module:
 class Tagger:
     def __init__(self, encoder: Encoder, decoder: torch.nn.Module, vocab: Vocab, arch: str, *, name: str,
                  version: str, trained: bool, beam_width: int = DEFAULT_BEAM_WIDTH, max_tags: int = DEFAULT_MAX_TAGS,
-                 min_score: float = DEFAULT_MIN_SCORE, adjustment: LogitAdjustment | None = None, device: str = "cpu",
-                 precision: str = "fp32"):
+                 min_score: float = DEFAULT_MIN_SCORE, adjustment: LogitAdjustment | None = None,
+                 label_transfer: LabelTransfer | None = None, device: str = "cpu", precision: str = "fp32"):
         self.encoder = encoder.to(device).eval()
         self.precision = resolve_precision(precision, device)
         self.decoder = decoder.to(device).eval()
@@ -84,6 +87,8 @@ class Tagger:
         self.input_size: int = encoder.input_size  # px, the side of the images `encode` takes
         self.beam_width, self.max_tags, self.min_score, self.device = beam_width, max_tags, min_score, device
         self.adjustment = adjustment  # post-hoc logit adjustment of every step (hashtale.models.logit_adjustment), or None
+        # the nearest training photos' tags as evidence for every step (hashtale.models.label_transfer), or None
+        self.label_transfer = label_transfer
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "cpu", precision: str = "fp32") -> "Tagger":
@@ -101,7 +106,10 @@ class Tagger:
         return cls(encoder, decoder, Vocab(ckpt["vocab"]), args["arch"], name=model_name(args["arch"], encoder.config.backbone),
                    version=file_version(path), trained=True, beam_width=args.get("beam_width", DEFAULT_BEAM_WIDTH),
                    max_tags=args.get("max_tags", DEFAULT_MAX_TAGS), min_score=args.get("min_score", DEFAULT_MIN_SCORE),
-                   adjustment=LogitAdjustment.from_args(args.get("logit_adjustment")), device=device, precision=precision)
+                   adjustment=LogitAdjustment.from_args(args.get("logit_adjustment")),
+                   label_transfer=LabelTransfer.from_checkpoint(args.get("label_transfer"),
+                                                                ckpt["extra"].get("label_transfer_bank")),
+                   device=device, precision=precision)
 
     @classmethod
     def untrained(cls, device: str = "cpu", precision: str = "fp32") -> "Tagger":
@@ -152,7 +160,7 @@ class Tagger:
             return self._decode_multilabel(feats, k)
         # a guided decoder's tags come from the image-level evidence: their heat map is where that evidence lies
         maps = self.decoder.tag_maps(feats) if getattr(self.decoder.config, "aux_guide", False) else None  # (B, L, V)
-        bias = self.adjustment.bias() if self.adjustment is not None else None  # (V,)
+        bias = self.logit_bias(feats)  # (V,) or (B, V) or None
         out = []
         for b, image_hyps in enumerate(beam_search(self.decoder, feats, beam_width=self.beam_width, max_len=k,
                                                    logit_bias=bias)):
@@ -160,6 +168,15 @@ class Tagger:
                     for r in emitted_tags(image_hyps[0], self.min_score)]
             out.append(Decoded(tags=tags, sequence=[t.text for t in tags]))
         return out
+
+    def logit_bias(self, feats: torch.Tensor) -> torch.Tensor | None:
+        """What decoding adds to every step's logits for these (B, L, D) annotation vectors: the logit adjustment
+        (V,) plus, with label transfer, each image's evidence, (B, V); None without either."""
+        bias = self.adjustment.bias() if self.adjustment is not None else None  # (V,)
+        if self.label_transfer is not None:
+            evidence = self.label_transfer.bias(feats, len(self.vocab)).to(feats.device)  # (B, V)
+            bias = evidence if bias is None else evidence + bias.to(feats.device)
+        return bias
 
     def _decode_multilabel(self, feats: torch.Tensor, k: int) -> list[Decoded]:
         logits, _ = self.decoder(feats)  # (B, V)

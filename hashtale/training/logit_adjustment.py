@@ -3,6 +3,7 @@
 
     hashtale tune-decoding --checkpoint var/runs/sat/best.pt                 # print the grid, change nothing
     hashtale tune-decoding --checkpoint var/runs/sat/best.pt --write         # store the chosen tau and min_score
+    hashtale tune-decoding --checkpoint var/runs/sat/best.pt --label-transfer --ks 10 20 --weights 0 1 2 --write
 
 The validation posts are the run's own (`train-hashtagger`'s split of the training posts, rebuilt from the
 checkpoint's training arguments and `--run`, the run folder holding split/); the prior is counted on the
@@ -13,16 +14,25 @@ data folders of the per-class F1 of the emitted sets) among the (tau, min_score)
   `--p1-tolerance` of its P@1 without adjustment: the first tag is what a single-object photo is judged on;
 - the mean number of emitted tags of every multi-tag data folder (Corel-5k) within [--min-tags,
   --max-tags-per-post].
+With `--label-transfer` the label-transfer bank (hashtale.models.label_transfer) is built from the run's training
+posts (never the validation posts) and its k, temperature, weight, eps and balance are searched jointly with tau
+and `min_score` (weight 0: no label transfer); `--write` then also stores the bank and the chosen settings, or
+removes them when weight 0 wins. The P@1 reference is then tau 0 without label transfer. Without
+`--label-transfer` a checkpoint's own label transfer (if any) is kept, and decodes every candidate.
 Test splits play no part.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from collections import Counter
 from pathlib import Path
 
+import torch
+
 from hashtale.models.checkpoint import load_checkpoint, update_model_args
+from hashtale.models.label_transfer import DEFAULT_COMPONENTS, LabelTransfer, LabelTransferBank
 from hashtale.models.logit_adjustment import LogitAdjustment
 from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, Tagger
 from hashtale.training.features import DEFAULT_STORE, FeatureStore
@@ -34,6 +44,8 @@ P1_TOLERANCE = 0.005  # a P@1 drop smaller than this on the validation photos is
 SINGLE_TAG_MEAN = 1.5  # tags per validation post below which a data folder is one of single-object photos
 MIN_TAGS, MAX_TAGS = 2.0, 5.0  # mean emitted tags per multi-tag photo: issue 9's range (Corel-5k has 3.4)
 DECODE_BATCH = 256
+# label transfer's grid (--label-transfer): neighbours, softmax temperature, weight (0: none), eps, balance
+KS, TEMPERATURES, WEIGHTS, EPSILONS, BALANCES = (10,), (0.05,), (0.0, 0.25, 0.5), (0.1,), (0.0, 0.5, 1.0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,7 +59,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-tags", type=float, default=MIN_TAGS, help="least mean emitted tags of a multi-tag data folder")
     p.add_argument("--max-tags-per-post", type=float, default=MAX_TAGS,
                    help="most mean emitted tags of a multi-tag data folder")
-    p.add_argument("--write", action="store_true", help="store the chosen tau and min_score in the checkpoint")
+    p.add_argument("--label-transfer", action="store_true",
+                   help="build the training posts' label-transfer bank and search its settings too")
+    p.add_argument("--components", type=int, default=DEFAULT_COMPONENTS, help="label transfer: principal components")
+    p.add_argument("--ks", type=int, nargs="+", default=list(KS), help="label transfer: neighbours that vote")
+    p.add_argument("--temperatures", type=float, nargs="+", default=list(TEMPERATURES),
+                   help="label transfer: softmax temperatures over the neighbours' cosine similarities")
+    p.add_argument("--weights", type=float, nargs="+", default=list(WEIGHTS),
+                   help="label transfer: weights of the evidence (0: without label transfer)")
+    p.add_argument("--eps", type=float, nargs="+", default=list(EPSILONS),
+                   help="label transfer: vote at which the evidence of a tag of average frequency is weight * log 2")
+    p.add_argument("--balances", type=float, nargs="+", default=list(BALANCES),
+                   help="label transfer: exponent of a tag's share in its eps (0: the same for every tag)")
+    p.add_argument("--write", action="store_true",
+                   help="store the chosen tau and min_score (and label transfer) in the checkpoint")
 
 
 def step_log_prior(examples: list[Example], vocab, max_tags: int) -> tuple[float, ...]:
@@ -77,37 +102,81 @@ def run(args: argparse.Namespace) -> int:
     truth = [e.tags for e in val_ex]
     print(f"{args.checkpoint}: {len(train_ex)} training posts (the prior), {len(val_ex)} validation posts")
 
-    grid = []  # (tau, min_score, row)
-    for tau in args.taus:
+    # label-transfer settings to try (None: without); the P@1 reference decodes with `reference` at tau 0
+    bank, transfers = None, [tagger.label_transfer]  # without --label-transfer: the checkpoint's own, kept
+    reference = tagger.label_transfer
+    if args.label_transfer:
+        train_paths = [e.image for e in train_ex]
+        store.extract(train_paths, tagger.encoder)
+        bank = LabelTransferBank.build(store.annotations(train_paths, tagger.encoder),
+                                       [vocab.encode(e.tags)[1:-1] for e in train_ex], args.components)
+        bank = LabelTransferBank.from_state(bank.to_state())  # decode with the float16 bank as it is stored
+        transfers = [None if not w else LabelTransfer(bank, k, temp, w, eps, balance) for k, temp, w, eps, balance in
+                     dict.fromkeys(_settings(args))]
+        reference = None
+        print(f"label-transfer bank: {len(train_ex)} training posts, {bank.keys.size(1)} components")
+
+    grid = []  # (tau, min_score, label transfer or None, row)
+    for tau, transfer in itertools.product(args.taus, transfers):
         tagger.adjustment = LogitAdjustment(tau, log_prior) if tau else None
+        tagger.label_transfer = transfer
         tagger.min_score = 0.0
         decoded = []
         for start in range(0, len(feats), DECODE_BATCH):
             decoded += [[(t.text, t.score) for t in d.tags]
                         for d in tagger.decode(feats[start:start + DECODE_BATCH].float(), tagger.max_tags)]
         rows = threshold_rows(decoded, truth, val_src)
-        grid += [(tau, m, row) for m, row in rows]
+        grid += [(tau, m, transfer, row) for m, row in rows]
         m, row = max(rows, key=lambda r: r[1]["score"])
-        print(f"tau {tau:.2f}: best min_score {m:.2f} score {row['score']:.4f}  " +
+        print(f"tau {tau:.2f} {_describe(transfer)}: best min_score {m:.2f} score {row['score']:.4f}  " +
               "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k), flush=True)
 
     folders = sorted(set(val_src))
     mean_tags = {f: sum(len(e.tags) for e, s in zip(val_ex, val_src) if s == f) / val_src.count(f) for f in folders}
     single = [f for f in folders if mean_tags[f] < SINGLE_TAG_MEAN]
     multi = [f for f in folders if f not in single]
-    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, row in grid if tau == 0.0) for f in single} \
-        if 0.0 in args.taus else {}  # without tau 0 there is no reference
+    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, transfer, row in grid if tau == 0.0 and transfer is reference)
+               for f in single} if 0.0 in args.taus and any(t is reference for t in transfers) else {}  # else none
     ok = lambda row: (  # noqa: E731
         all(row[f"P@1/{f}"] >= p1 - args.p1_tolerance for f, p1 in base_p1.items())
         and all(args.min_tags <= row[f"tags/{f}"] <= args.max_tags_per_post for f in multi))
-    admissible = [g for g in grid if ok(g[2])]
+    admissible = [g for g in grid if ok(g[3])]
     if not admissible:
         raise SystemExit("no (tau, min_score) meets the constraints")
-    tau, min_score, row = max(admissible, key=lambda g: g[2]["score"])
-    print(f"chosen: tau {tau} min_score {min_score} score {row['score']:.4f}  " +
+    tau, min_score, transfer, row = max(admissible, key=lambda g: g[3]["score"])
+    print(f"chosen: tau {tau} min_score {min_score} {_describe(transfer)} score {row['score']:.4f}  " +
           "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
     if args.write:
         adjustment = LogitAdjustment(tau, log_prior).to_args() if tau else None
-        update_model_args(args.checkpoint, min_score=min_score, logit_adjustment=adjustment)
-        print(f"wrote tau {tau} and min_score {min_score} into {args.checkpoint}")
+        changes = {"min_score": min_score, "logit_adjustment": adjustment}
+        if args.label_transfer:
+            changes["label_transfer"] = transfer.to_args() if transfer else None
+        update_model_args(args.checkpoint, **changes)
+        if args.label_transfer:
+            store_label_transfer_bank(args.checkpoint, bank if transfer else None)
+        print(f"wrote tau {tau}, min_score {min_score} and {_describe(transfer)} into {args.checkpoint}")
     return 0
+
+
+def _settings(args: argparse.Namespace):
+    """(k, temperature, weight, eps, balance) of the label-transfer grid; weight 0 once (the rest do not matter)."""
+    for k, temp, w, eps, balance in itertools.product(args.ks, args.temperatures, args.weights, args.eps,
+                                                      args.balances):
+        yield (0, 0.0, 0.0, 0.0, 0.0) if not w else (k, temp, w, eps, balance)
+
+
+def _describe(transfer: LabelTransfer | None) -> str:
+    return "no label transfer" if transfer is None else "label transfer " + " ".join(
+        f"{k} {v:g}" for k, v in transfer.to_args().items())
+
+
+def store_label_transfer_bank(path: str | Path, bank: LabelTransferBank | None) -> None:
+    """Put the bank into a checkpoint's extra (float16; None removes it), the rest untouched, atomically."""
+    path = Path(path)
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload["extra"].pop("label_transfer_bank", None)
+    if bank is not None:
+        payload["extra"]["label_transfer_bank"] = bank.to_state()
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)

@@ -37,7 +37,7 @@ from tqdm import tqdm
 from hashtale.models.checkpoint import load_checkpoint, save_checkpoint
 from hashtale.models.encoder import BACKBONES, DEFAULT_BACKBONE, Encoder, EncoderConfig
 from hashtale.models.hashtagger_runtime import (
-    ARCHS, CHECKPOINT_KIND, DEFAULT_BEAM_WIDTH, DEFAULT_MAX_TAGS, Tagger, build_model, model_name,
+    ARCHS, CHECKPOINT_KIND, DEFAULT_BEAM_WIDTH, DEFAULT_MAX_TAGS, ENSEMBLE_ARCH, Tagger, build_model, model_name,
 )
 from hashtale.models.vocab import PAD_ID, Vocab
 from hashtale.settings import PROJECT_ROOT
@@ -93,7 +93,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="another HARRISON-format folder trained on in full, vocabularies united (repeatable)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "var" / "runs" / "sat"), help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt (its settings win)")
-    p.add_argument("--arch", default="sat", choices=sorted(ARCHS))
+    p.add_argument("--arch", default="sat", choices=sorted(set(ARCHS) - {ENSEMBLE_ARCH}))
     p.add_argument("--holdout", type=float, default=0.0, help="fraction of --data held out as <out>/split/test")
     p.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED)
     p.add_argument("--val-fraction", type=float, default=0.1, help="of the training posts, for model selection")
@@ -239,6 +239,8 @@ def export_inference_checkpoint(best: str | Path, path: str | Path) -> Path:
     model = build_model(ckpt["model_args"]["arch"], ckpt["model_args"]["config"])
     model.load_state_dict(ckpt["model"])
     extra = {"epoch": ckpt["extra"]["epoch"], "train_args": ckpt["extra"]["train_args"]}
+    if ckpt["extra"].get("label_transfer_bank"):  # written by tune-decoding --label-transfer, already float16
+        extra["label_transfer_bank"] = ckpt["extra"]["label_transfer_bank"]
     if ckpt["extra"].get("encoder_state"):
         extra["encoder_state"] = {k: v.half() if v.is_floating_point() else v
                                   for k, v in ckpt["extra"]["encoder_state"].items()}
