@@ -272,8 +272,9 @@ def lone_breakdown(timings: list[dict[str, dict[str, float]]]) -> str:
 
 
 def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lone: list[Path], concurrency: int,
-               work: Path, senders: int) -> tuple[float, float, float, str, dict[str, float]]:
-    """(posts/s from the first POST to the last post done, the worker's CPU seconds per post, the median seconds
+               work: Path, senders: int) -> tuple[float, float, float, float, str, dict[str, float]]:
+    """(posts/s from the first POST to the last post done, the worker's CPU seconds per post, seconds until the
+    webhook had accepted every post, the median seconds
     from receipt to done of a lone post, where its time went (lone_breakdown),
     model -> mean posts per model call) through the webhook, the broker, a `hashtale worker` (already warm) and
     the database. `senders` > 0: the measured posts go over HTTP to the webhook under gunicorn from that many
@@ -310,6 +311,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
             if senders:
                 try:
                     _seconds, codes = bench_webhook.run_load(port, bodies, senders)
+                    accepted = time.perf_counter() - start
                 finally:
                     stop_webhook(webhook)
                 assert codes == {HTTPStatus.ACCEPTED: len(paths)}, codes
@@ -318,6 +320,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
                     ids = list(session.scalars(select(Post.id).where(sent)))
             else:
                 ids = post_photos(client, paths, "bench")
+                accepted = time.perf_counter() - start
             wait_done(sessions, ids)
             seconds, cpu = time.perf_counter() - start, tree_cpu_seconds(worker.pid) - cpu_start
             batches = {model: (posts - batches_before[model][1]) / (calls - batches_before[model][0])
@@ -339,7 +342,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
             log.close()
             engine.dispose()
     latency = statistics.median((done - received).total_seconds() for received, done in spans) if spans else 0.0
-    return len(paths) / seconds, cpu / len(paths), latency, lone_breakdown(lone_timings), batches
+    return len(paths) / seconds, cpu / len(paths), accepted, latency, lone_breakdown(lone_timings), batches
 
 
 def main() -> int:
@@ -388,7 +391,7 @@ def main() -> int:
         for kind in stacks:
             unbatched = None
             for batch in batches:
-                rate, cpu, latency, lone_times, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work,
+                rate, cpu, accepted, latency, lone_times, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work,
                                                                      args.senders)
                 unbatched = rate if batch == 1 else unbatched
                 bare_rate_b, bare_cpu_b = bare[batch]
@@ -398,6 +401,8 @@ def main() -> int:
                       f"= {100 * rate / bare_rate_b:.0f}% of bare posts/s at batch {batch}, "
                       f"{100 * bare_cpu_b / cpu:.0f}% of its CPU efficiency, "
                       f"{100 * rate / bare[max(batches)][0]:.0f}% of bare at batch {max(batches)}{versus_off}\n"
+                      f"  every post accepted by the webhook {accepted:.2f} s after the first POST, the last done "
+                      f"{len(paths) / rate:.2f} s after it\n"
                       f"  posts per model call (mean): "
                       + ", ".join(f"{model} {posts:.1f}" for model, posts in sorted(per_call.items())) + "\n"
                       f"  lone post   {latency:7.3f} s from receipt to done (median of {len(lone)}): {lone_times}",
