@@ -8,7 +8,7 @@ import functools
 import pytest
 
 from hashtale.inference import InferenceUnavailable, InvalidImage
-from hashtale.worker.batching import run_gathered, submit
+from hashtale.worker.batching import run_gathered, share, submit
 
 
 def outcome(work, i):
@@ -77,9 +77,12 @@ def test_different_calls_in_one_round_are_made_each_for_its_own_items():
     def negate(items):
         return [-x for x in items]
 
-    # Partials built per request, as the tasks build them, share the call when they bind the same arguments.
-    outcomes = run_job(4, lambda i: submit(functools.partial(double) if i % 2 else functools.partial(negate), i))
-    assert outcomes == [0, 2, -2, 6]
+    def work(i):
+        # Partials built per request, as the tasks build them, share the call when they bind the same arguments.
+        result = submit(functools.partial(double) if i % 2 else functools.partial(negate), i)
+        return result, share().posts  # the items of its own call
+
+    assert run_job(4, work) == [(0, 2), (2, 2), (-2, 2), (6, 2)]
 
 
 def test_a_job_without_model_calls_makes_none():

@@ -87,11 +87,13 @@ class _Round:
         self.inputs: list[Any] = []
         self.outcomes: list[Any] | None = None
 
-    def add(self, call: BatchCall, item: Any) -> int:
+    def add(self, call: BatchCall, item: Any) -> tuple[int, list[int]]:
+        """(the item's index, the indices of every item of its call so far)"""
         index = len(self.inputs)
         self.inputs.append(item)
-        self.calls.setdefault(_call_key(call), (call, []))[1].append(index)
-        return index
+        same_call = self.calls.setdefault(_call_key(call), (call, []))[1]
+        same_call.append(index)
+        return index, same_call
 
     def run(self) -> list[Any]:
         """Each call once, for the items submitted to it; per item its result or its own Exception (a call that
@@ -137,10 +139,10 @@ class Gathering:
     def submit(self, call: BatchCall, item: Any) -> Any:
         with self._ready:
             round_ = self._round
-            index = round_.add(call, item)
+            index, same_call = round_.add(call, item)
             self._arrive(round_)
             self._ready.wait_for(lambda: round_.outcomes is not None)
-            _job.posts = len(round_.inputs)
+            _job.posts = len(same_call)
         outcome = round_.outcomes[index]
         if isinstance(outcome, _Raised):
             raise _own_copy(outcome.error)
