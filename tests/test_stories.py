@@ -1,7 +1,6 @@
 """Story corpora: passages, their hashtags (vocabulary words and the lexicon), the split, training batches."""
 from __future__ import annotations
 
-import json
 import random
 
 import pytest
