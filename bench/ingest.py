@@ -6,17 +6,20 @@ with and without cross-post batching (hashtale/worker/batching.py).
     .venv/bin/python -m bench.ingest --posts 8 --lone 2      # a quick check that it runs (figures meaningless)
     .venv/bin/python -m bench.ingest --batches 1,8,32 --stacks redis,embedded
 
-For every batch size (1: batching off, today's one post per model call):
+On each stack, for every batch size (1: batching off, today's one post per model call), one after the other:
 - bare models: CORES processes with one PyTorch thread each (what `hashtale worker` runs by default), each tagging
-  its share of the photos `batch` at a time and then writing their stories `batch` at a time;
-- end to end, on each stack: PostgreSQL + Redis (production), and the embedded default (SQLite database + kombu's
+  its share of the photos `batch` at a time and then writing their stories `batch` at a time; measured right
+  before the end-to-end variant they are set against, because a shared host's speed drifts within a run;
+- end to end: PostgreSQL + Redis (production), and the embedded default (SQLite database + kombu's
   SQLite broker, as `hashtale serve` runs): photos POSTed through the webhook app, a `hashtale worker` with
   BATCH_SIZE=batch, from the first POST to the last post done; then lone posts, one at a time, whose median time
   from receipt to done (the database's created_at to updated_at) shows what a post pays for the batch wait.
 For the embedded stack it first prints the SQLite broker's fetch rate, kombu's transport against
 hashtale/worker/sql_transport.py. Posts/s are wall-clock rates on whatever else the machine is doing; CPU seconds per
 post (bare: the model processes; end to end: the worker and its pool) hardly depend on it, so their ratio is the
-steadier measure of what Celery, the broker and the database add on a shared machine.
+steadier measure of what Celery, the broker and the database add on a shared machine (though on a virtual machine
+the CPU seconds a piece of work takes drift too). Each stack ends with a line setting every variant against the
+bare models at the largest batch.
 """
 from __future__ import annotations
 
@@ -383,30 +386,32 @@ def main() -> int:
                         args.concurrency, work)
         if "embedded" in stacks:
             sqlite_broker_rate(work)
-        bare = {}
-        for batch in batches:
-            bare[batch] = bare_rate(paths, CORES, 1, batch)
-            print(f"bare models, batch {batch:2d}: {bare[batch][0]:7.3f} posts/s   {bare[batch][1]:6.3f} CPU s/post",
-                  flush=True)
         for kind in stacks:
-            unbatched = None
+            unbatched, bare, ends = None, {}, {}
             for batch in batches:
-                rate, cpu, accepted, latency, lone_times, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES, work,
-                                                                     args.senders)
+                # The bare models just before each end-to-end variant: this machine's speed drifts within a run (other
+                # tenants of the host), and the ratio must not take that drift in.
+                bare[batch] = bare_rate_b, bare_cpu_b = bare_rate(paths, CORES, 1, batch)
+                print(f"bare models, batch {batch:2d}: {bare_rate_b:7.3f} posts/s   {bare_cpu_b:6.3f} CPU s/post", flush=True)
+                rate, cpu, accepted, latency, lone_times, per_call = end_to_end(kind, batch, paths, warmup, lone, CORES,
+                                                                                work, args.senders)
+                ends[batch] = rate
                 unbatched = rate if batch == 1 else unbatched
-                bare_rate_b, bare_cpu_b = bare[batch]
                 versus_off = f"   = {rate / unbatched:.2f}x batching off" if unbatched and batch != 1 else ""
                 print(f"{STACKS[kind]}, {'batching off' if batch == 1 else f'batch {batch}'}:\n"
                       f"  end to end  {rate:7.3f} posts/s   {cpu:6.3f} CPU s/post (worker processes)   "
-                      f"= {100 * rate / bare_rate_b:.0f}% of bare posts/s at batch {batch}, "
-                      f"{100 * bare_cpu_b / cpu:.0f}% of its CPU efficiency, "
-                      f"{100 * rate / bare[max(batches)][0]:.0f}% of bare at batch {max(batches)}{versus_off}\n"
+                      f"= {100 * rate / bare_rate_b:.0f}% of the bare models' posts/s at batch {batch} (just before), "
+                      f"{100 * bare_cpu_b / cpu:.0f}% of their CPU efficiency{versus_off}\n"
                       f"  every post accepted by the webhook {accepted:.2f} s after the first POST, the last done "
                       f"{len(paths) / rate:.2f} s after it\n"
                       f"  posts per model call (mean): "
                       + ", ".join(f"{model} {posts:.1f}" for model, posts in sorted(per_call.items())) + "\n"
                       f"  lone post   {latency:7.3f} s from receipt to done (median of {len(lone)}): {lone_times}",
                       flush=True)
+            top = max(batches)
+            print(f"{STACKS[kind]}, end to end against the bare models at batch {top}: "
+                  + ", ".join(f"{'batching off' if b == 1 else f'batch {b}'} {100 * ends[b] / bare[top][0]:.0f}%"
+                              for b in batches), flush=True)
     return 0
 
 
