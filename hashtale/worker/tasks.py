@@ -25,6 +25,7 @@ post: a finish the database refuses is retried post by post, so only the post at
 from __future__ import annotations
 
 import functools
+import gc
 import random
 import time
 from contextlib import contextmanager
@@ -425,3 +426,7 @@ def _warm_up(**_kwargs) -> None:
         backend.warm_up(settings.batch_size)
     except InferenceUnavailable as exc:  # e.g. Triton not up yet: tasks retry until it is
         logger.warning("inference backend not ready yet: %s", exc)
+    # What the process holds from here on (the models, the libraries) lives as long as it does: out of the garbage
+    # collector's reach, a full collection walks only what the tasks create instead of pausing every task of the
+    # process to walk the loaded models too.
+    gc.freeze()
