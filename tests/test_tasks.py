@@ -337,3 +337,16 @@ def test_a_batch_job_runs_one_model_call_and_a_bad_photo_fails_only_its_post(app
         assert set(post.timings) == {"tagging", "writing"} and post.timings["writing"]["batch_size"] == 3
         request = pipeline.story_request(post_id, [t.text for t in tags], settings)
         assert story.text == runtime(settings).backend.write_story(request).text
+
+
+def test_a_post_twice_in_one_batch_job_is_done_once_and_its_second_run_is_skipped_not_failed(app, settings, sessions,
+                                                                                             coffee_jpeg):
+    post_id = insert_post(settings, sessions, coffee_jpeg)
+    run(app, "suggest_hashtags", post_id)
+    skipped = _runs("write_story", "skipped")
+    results = batching.run_batch(False, [_message(app, "write_story", post_id)] * 2, [0.0, 0.0])
+    assert [failed for failed, _, _ in results] == [0, 0]
+    assert _runs("write_story", "skipped") == skipped + 1  # the run whose finish found the post already done
+    post, _, stories = load(sessions, post_id)
+    assert post.status == PostStatus.DONE and len(stories) == 1
+

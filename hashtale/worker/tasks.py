@@ -275,9 +275,11 @@ def run_stage(task, post_id: int, stage: Stage, read: Read, compute: Callable[[R
             rows = compute(rt, inputs)  # outside any transaction: inference takes a while
             finished = batching.submit(functools.partial(each_alone_on_error, functools.partial(finish, rt, stage)),
                                        StageOutput(post_id, rows, started_at, batching.share()))
+            if not finished.moved:  # another run finished (or failed) the post first
+                return False
             after_finish(rt, post_id, stage, finished)
-            outcome = "done" if finished.moved else "skipped"
-            return finished.moved
+            outcome = "done"
+            return True
         except PostFailed:
             outcome = "failed"
             raise
