@@ -99,8 +99,7 @@ def accept_rate(bw, photos: list[bytes], posts: int, concurrency: int, work: Pat
             bodies = [bw.multipart_body(photos[concurrency + i % (len(photos) - concurrency)]) for i in range(posts)]
             seconds, codes = bw.run_load(port, bodies, concurrency)
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait()
+            bw.stop_gunicorn(proc)
             purge_queue(queue)
     print(f"webhook accept rate (gunicorn, hashtale/webhook/gunicorn.conf.py, {concurrency} concurrent connections, "
           f"PostgreSQL + Redis, multipart): {posts / seconds:.0f} posts/s   answers {codes}", flush=True)
@@ -228,12 +227,6 @@ def stop(worker: subprocess.Popen) -> None:
         pass
 
 
-def stop_webhook(webhook: subprocess.Popen | None) -> None:
-    if webhook is not None and webhook.poll() is None:
-        os.killpg(webhook.pid, signal.SIGTERM)
-        webhook.wait()
-
-
 def wait_done(sessions, ids: list[int]) -> None:
     while True:
         with sessions() as session:
@@ -316,7 +309,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
                     _seconds, codes = bench_webhook.run_load(port, bodies, senders)
                     accepted = time.perf_counter() - start
                 finally:
-                    stop_webhook(webhook)
+                    bench_webhook.stop_gunicorn(webhook)
                 assert codes == {HTTPStatus.ACCEPTED: len(paths)}, codes
                 with sessions() as session:
                     sent = Post.external_id.startswith(bench_webhook.EXTERNAL_ID_PREFIX)
@@ -340,7 +333,7 @@ def end_to_end(kind: str, batch: int, paths: list[Path], warmup: list[Path], lon
                 lone_timings = list(session.scalars(select(Post.timings).where(Post.id.in_(lone_ids))))
             assert not failed, f"{failed} posts failed; see {work}"
         finally:
-            stop_webhook(webhook)
+            bench_webhook.stop_gunicorn(webhook)
             stop(worker)
             log.close()
             engine.dispose()

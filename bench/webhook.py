@@ -153,6 +153,13 @@ def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Pope
     raise TimeoutError(log.read_text())
 
 
+def stop_gunicorn(proc: subprocess.Popen | None) -> None:
+    """Stop a gunicorn started by start_gunicorn (its whole process group), if it is running."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=2000, help="posts per variant (default 2000)")
@@ -194,8 +201,7 @@ def main() -> int:
             print(f"  {name:<10} {args.posts / seconds:7.0f} posts/s   server CPU {cpu / args.posts * 1e3:5.2f} ms/post"
                   f"   answers {codes}")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait()
+        stop_gunicorn(proc)
         if not args.embedded:
             import redis
 

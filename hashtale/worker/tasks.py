@@ -126,6 +126,12 @@ def each_alone_on_error(batched: Callable[[list[Any]], list[Any]], items: list[A
     return outcomes
 
 
+def _per_batch(step: Callable[..., list[Any]], *args: Any) -> batching.BatchCall:
+    """`step(*args, items)` as a batch job's shared call (requests that bind the same step and arguments share one
+    call), retried post by post where the database refuses it."""
+    return functools.partial(each_alone_on_error, functools.partial(step, *args))
+
+
 def start(rt: Runtime, stage: Stage, read: Read, post_ids: list[int]) -> list[Any]:
     """Move each post into the stage's running state and read the stage's input, in one short transaction for the
     posts of a batch job (hashtale/worker/batching.py). Per post: (True, its input); (False, None) when there is
@@ -268,13 +274,12 @@ def run_stage(task, post_id: int, stage: Stage, read: Read, compute: Callable[[R
     try:
         try:
             started_at = utcnow()
-            proceed, inputs = batching.submit(functools.partial(each_alone_on_error, functools.partial(
-                start, rt, stage, read)), post_id)
+            proceed, inputs = batching.submit(_per_batch(start, rt, stage, read), post_id)
             if not proceed:
                 return False
             rows = compute(rt, inputs)  # outside any transaction: inference takes a while
-            finished = batching.submit(functools.partial(each_alone_on_error, functools.partial(finish, rt, stage)),
-                                       StageOutput(post_id, rows, started_at, batching.share()))
+            finished = batching.submit(_per_batch(finish, rt, stage), StageOutput(post_id, rows, started_at,
+                                                                                  batching.share()))
             if not finished.moved:  # another run finished (or failed) the post first
                 return False
             after_finish(rt, post_id, stage, finished)
