@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from hashtale.models.beam import beam_search
-from hashtale.models.checkpoint import save_checkpoint
+from hashtale.models.checkpoint import save_checkpoint, update_checkpoint
 from hashtale.models.encoder import BACKBONES, DEFAULT_BACKBONE
 from hashtale.models.hashtagger import SATConfig, SATHashtagger
 from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, Tagger
 from hashtale.models.label_transfer import LabelTransfer, LabelTransferBank
 from hashtale.models.vocab import END_ID, PAD_ID, SPECIALS
-from hashtale.training.logit_adjustment import store_label_transfer_bank
+from hashtale.training.logit_adjustment import bank_entry
 from hashtale.training.train_hashtagger import export_inference_checkpoint
 
 L, D = 4, 8  # tiny grid and feature size
@@ -81,7 +81,7 @@ def test_the_checkpoint_carries_the_bank_and_its_settings(tmp_path):
     assert Tagger.load(path).label_transfer is None  # settings without a bank: none
     feats = torch.randn(4, rows * cols, dim)
     bank = LabelTransferBank.build(feats, [[4], [5], [6], [4, 6]], components=3)
-    store_label_transfer_bank(path, bank)
+    update_checkpoint(path, extra=bank_entry(bank))
     tagger = Tagger.load(path)
     assert tagger.label_transfer.to_args() == settings
     assert tagger.label_transfer.bank.keys.shape == (4, 3)
@@ -89,7 +89,7 @@ def test_the_checkpoint_carries_the_bank_and_its_settings(tmp_path):
     assert evidence.shape == (1, len(vocab)) and evidence[0, 4] > 0 and evidence[0, 6] > 0
     assert evidence[0, END_ID] == 0
     assert [len(d.tags) >= 1 for d in tagger.decode(feats)] == [True] * 4
-    store_label_transfer_bank(path, None)
+    update_checkpoint(path, extra=bank_entry(None))
     assert Tagger.load(path).label_transfer is None
 
 
@@ -100,6 +100,6 @@ def test_the_export_of_a_training_checkpoint_keeps_its_bank(tmp_path):
                            step=1, metrics={}, model_args={"arch": "sat", "config": vars(decoder.config)},
                            extra={"epoch": 1, "train_args": {}})
     _, bank = _bank()
-    store_label_transfer_bank(best, bank)
+    update_checkpoint(best, extra=bank_entry(bank))
     exported = torch.load(export_inference_checkpoint(best, tmp_path / "export.pt"), weights_only=False)
     assert torch.equal(exported["extra"]["label_transfer_bank"]["keys"], bank.to_state()["keys"])

@@ -53,14 +53,21 @@ def file_version(path: str | Path) -> str:
     return digest[:12]
 
 
-def update_model_args(path: str | Path, **changes: Any) -> Path:
-    """Change entries of a checkpoint's model args in place (atomically), the weights untouched (float16 stays
-    float16); an entry set to None is removed."""
+def update_checkpoint(path: str | Path, *, model_args: dict[str, Any] | None = None,
+                      extra: dict[str, Any] | None = None) -> Path:
+    """Change entries of a checkpoint's model args and extra in place (atomically), the weights untouched (float16
+    stays float16); an entry set to None is removed."""
     path = Path(path)
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    args = {**payload["model_args"], **changes}
-    payload["model_args"] = {k: v for k, v in args.items() if v is not None}
+    for section, changes in (("model_args", model_args), ("extra", extra)):
+        merged = {**payload.get(section, {}), **(changes or {})}
+        payload[section] = {k: v for k, v in merged.items() if v is not None}
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(path)
     return path
+
+
+def update_model_args(path: str | Path, **changes: Any) -> Path:
+    """Change entries of a checkpoint's model args (see update_checkpoint)."""
+    return update_checkpoint(path, model_args=changes)

@@ -14,7 +14,7 @@ import argparse
 from dataclasses import asdict
 
 from hashtale.models.checkpoint import load_checkpoint, save_checkpoint
-from hashtale.models.hashtagger import EnsembleConfig, SATEnsemble
+from hashtale.models.hashtagger import SATEnsemble
 from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, DEFAULT_MIN_SCORE, ENSEMBLE_ARCH, build_model
 
 
@@ -34,14 +34,9 @@ def build_ensemble(paths: list[str]) -> tuple[SATEnsemble, dict]:
             raise SystemExit(f"{path}: an ensemble averages sat decoders on the same frozen encoder")
         if ckpt["vocab"] != first["vocab"] or args["encoder"] != first["model_args"]["encoder"]:
             raise SystemExit(f"{path}: another vocabulary or encoder than {paths[0]}")
-    members = []
-    for ckpt in ckpts:
-        member = build_model("sat", ckpt["model_args"]["config"])
+    ensemble = build_model(ENSEMBLE_ARCH, {"members": [ckpt["model_args"]["config"] for ckpt in ckpts]})
+    for member, ckpt in zip(ensemble.members, ckpts):
         member.load_state_dict(ckpt["model"])
-        members.append(member)
-    ensemble = SATEnsemble(EnsembleConfig(members=[asdict(m.config) for m in members]))
-    for slot, member in zip(ensemble.members, members):
-        slot.load_state_dict(member.state_dict())
     return ensemble, first
 
 

@@ -29,9 +29,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-import torch
-
-from hashtale.models.checkpoint import load_checkpoint, update_model_args
+from hashtale.models.checkpoint import load_checkpoint, update_checkpoint
 from hashtale.models.label_transfer import DEFAULT_COMPONENTS, LabelTransfer, LabelTransferBank
 from hashtale.models.logit_adjustment import LogitAdjustment
 from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, Tagger
@@ -148,12 +146,11 @@ def run(args: argparse.Namespace) -> int:
           "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
     if args.write:
         adjustment = LogitAdjustment(tau, log_prior).to_args() if tau else None
-        changes = {"min_score": min_score, "logit_adjustment": adjustment}
+        changes, extra = {"min_score": min_score, "logit_adjustment": adjustment}, {}
         if args.label_transfer:
             changes["label_transfer"] = transfer.to_args() if transfer else None
-        update_model_args(args.checkpoint, **changes)
-        if args.label_transfer:
-            store_label_transfer_bank(args.checkpoint, bank if transfer else None)
+            extra = bank_entry(bank if transfer else None)
+        update_checkpoint(args.checkpoint, model_args=changes, extra=extra)
         print(f"wrote tau {tau}, min_score {min_score} and {_describe(transfer)} into {args.checkpoint}")
     return 0
 
@@ -170,13 +167,7 @@ def _describe(transfer: LabelTransfer | None) -> str:
         f"{k} {v:g}" for k, v in transfer.to_args().items())
 
 
-def store_label_transfer_bank(path: str | Path, bank: LabelTransferBank | None) -> None:
-    """Put the bank into a checkpoint's extra (float16; None removes it), the rest untouched, atomically."""
-    path = Path(path)
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    payload["extra"].pop("label_transfer_bank", None)
-    if bank is not None:
-        payload["extra"]["label_transfer_bank"] = bank.to_state()
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+def bank_entry(bank: LabelTransferBank | None) -> dict:
+    """A checkpoint's extra entry for a label-transfer bank (float16; None removes it)."""
+    return {"label_transfer_bank": bank.to_state() if bank is not None else None}
+
