@@ -25,8 +25,8 @@ def add_arguments(parser) -> None:
 PROCESS_TORCH_THREADS = 1  # per pool process, unless TORCH_THREADS says otherwise
 
 
-def pool_settings(settings: Settings, concurrency: int) -> Settings:
-    """The settings of `concurrency` pool processes: TORCH_THREADS=0 becomes one PyTorch thread per process.
+def pool_settings(settings: Settings) -> Settings:
+    """The settings of the pool processes, however many: TORCH_THREADS=0 becomes one PyTorch thread per process.
     Parallelism comes from the processes (and a batch's posts in one call). Intra-op threads meet at every operation:
     the storyteller runs thousands of tiny steps per story, and on a machine whose cores are busy with anything else
     (the webhook, the database, another worker) threads that wait for each other at each step make a story many
@@ -37,7 +37,7 @@ def pool_settings(settings: Settings, concurrency: int) -> Settings:
 
 
 def run(args) -> int:
-    settings = pool_settings(Settings.from_env(), args.concurrency)
+    settings = pool_settings(Settings.from_env())
     prepare_multiprocess_dir("worker")  # before prometheus_client is imported (by the tasks)
     from hashtale.worker.celery_app import celery
 
