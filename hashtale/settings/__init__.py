@@ -89,8 +89,9 @@ class Settings:
     retry_backoff_max: float = 60.0  # seconds, the cap on one parking (an outage's end is noticed within it)
     torch_threads: int = 0  # intra-op threads per process for the local backend; 0: PyTorch's default
     # Cross-post batching in the worker (hashtale/worker/batching.py): a pool process runs the model calls of up to
-    # batch_size posts of a stage as one batched call, waiting for more after the first post at most batch_wait_ms
-    # in all over a post's stages (half of it in each of the two).
+    # batch_size posts of a stage as one batched call. While a batch of the stage is under way, a new one waits for
+    # more posts at most batch_wait_ms in all over a post's stages (half of it in each of the two); a post that finds
+    # nothing of its stage under way does not wait.
     # 1: off, every post alone.
     batch_size: int = 16
     batch_wait_ms: float = 25.0

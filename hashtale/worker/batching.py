@@ -14,10 +14,13 @@ Not celery-batches (0.11, the maintained successor of celery.contrib.batches), f
 
 So this module, in two halves:
 - The worker's main process (the consumer): the tasks' Strategy is Celery's default one, except that a request it
-  would send to the pool joins its task's open Batch instead. A batch goes to the pool when it holds BATCH_SIZE
-  requests, or a stage's share of BATCH_WAIT_MS after its first request came: a post passes BATCHED_STAGES
-  gathers, which split BATCH_WAIT_MS between them, so a lone post is held BATCH_WAIT_MS at most in all (each wait
-  is the `hashtale_batch_wait_seconds` metric). A batch still takes requests in while it waits for a free pool
+  would send to the pool joins its task's open Batch instead. A request that finds no batch of its task open or
+  running goes to the pool at once: nothing of its stage is under way, so waiting would only delay it (a lone post
+  waits for nothing; the first request of a burst runs alone, and the rest gather behind it). Otherwise a batch goes
+  to the pool when it holds BATCH_SIZE requests, or a stage's share of BATCH_WAIT_MS after its first request came: a
+  post passes BATCHED_STAGES gathers, which split BATCH_WAIT_MS between them, so a post is held BATCH_WAIT_MS at
+  most in all (each wait is the `hashtale_batch_wait_seconds` metric). A batch still takes requests in while it
+  waits for a free pool
   process, up to BATCH_SIZE: with an event loop (Redis) Celery's semaphore holds the hand-over back; without one
   (kombu's SQLite broker) the batch waits on billiard's semaphore of free processes before it is sealed.
   Acknowledged-late messages count against the prefetch window, so the worker reserves two batches per pool process
@@ -264,6 +267,7 @@ class Batch:
         except BaseException:  # nothing was sent (every request revoked, the pool closing): the slot stays free
             if slots is not None:
                 slots.release()
+            self.gatherer.ended()
             raise
 
     def _send(self, pool):
@@ -284,10 +288,12 @@ class Batch:
                 r.on_accepted(pid, time_accepted)
 
         def returned(results: list[tuple]) -> None:
+            self.gatherer.ended()
             for r, result in zip(requests, results):
                 r.on_success(result)
 
         def lost(exc_info) -> None:  # WorkerLostError when the pool process died: each requeued (acks_late)
+            self.gatherer.ended()
             for r in requests:
                 r.on_failure(exc_info)
 
@@ -328,6 +334,7 @@ class Gatherer:
         self.timer = consumer.timer
         self.lock = threading.Lock()
         self.open: Batch | None = None
+        self.running = 0  # batches handed over whose pool job has not ended (waiting for a process, or running)
 
     def add(self, request) -> None:
         with self.lock:
@@ -338,27 +345,36 @@ class Gatherer:
             batch.requests.append(request)
             batch.arrived.append(time.monotonic())
             full = len(batch.requests) >= self.size
+            alone = started and self.running == 0  # nothing of this stage under way: no reason to wait
         if full:
             self._hand_over(batch)
         elif started:
-            self._start_timer(batch)
+            self._start_timer(batch, 0.0 if alone else self.wait)
 
-    def _start_timer(self, batch: Batch) -> None:
+    def _start_timer(self, batch: Batch, wait: float) -> None:
+        # a timer even for no wait: without an event loop the hand-over may block on a free pool process, which
+        # must not hold up the consumer's thread while the batch takes requests in
         if self.threaded:
-            batch.timer = threading.Timer(self.wait, self._hand_over, (batch,))
+            batch.timer = threading.Timer(wait, self._hand_over, (batch,))
             batch.timer.daemon = True
             batch.timer.start()
         else:
-            batch.timer = self.timer.call_after(self.wait, self._hand_over, (batch,))
+            batch.timer = self.timer.call_after(wait, self._hand_over, (batch,))
 
     def _hand_over(self, batch: Batch) -> None:
         with self.lock:
             if batch.handed_over:
                 return
             batch.handed_over = True
+            self.running += 1
         if batch.timer is not None:
             batch.timer.cancel()
         self.hand_over(batch)
+
+    def ended(self) -> None:
+        """A handed-over batch's pool job returned or died, or nothing of it was sent."""
+        with self.lock:
+            self.running -= 1
 
 
 class _Redirected:
