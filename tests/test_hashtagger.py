@@ -1,5 +1,6 @@
 """The attention hashtagger: encoder, shapes, attention, regulariser, baselines, a tiny real training
 run (loss falls, resumes, exports) and checkpoints that load on a CPU without the training data."""
+import argparse
 import copy
 import json
 import shutil
@@ -22,7 +23,7 @@ from hashtale.models.vocab import SPECIALS, Vocab
 from hashtale.models.image import decode_image
 from hashtale.training.features import FeatureStore
 from hashtale.training.harrison import Example, read_split, write_split
-from hashtale.training.train_hashtagger import _Posts
+from hashtale.training.train_hashtagger import _Posts, _training_examples, fold_split, held_out_fold
 
 B, L, D, V = 3, 49, 1280, len(SPECIALS) + 6
 TINY_TAGS = ("airplane", "pizza", "tshirt")
@@ -260,6 +261,42 @@ def test_tiny_training_run_loss_falls_resumes_and_exports(tmp_path, tiny_data):
     assert 0.0 <= tagger.min_score < 1.0  # chosen on the validation posts
     assert tagger.adjustment is not None and tagger.adjustment.tau == 1.0
     assert tagger.label_transfer is not None and tagger.label_transfer.bank.keys.size(1) == 4
+
+
+def test_cross_validation_folds_hold_out_every_training_post_exactly_once():
+    folds = 3
+    splits = [fold_split(10, folds, fold) for fold in range(folds)]
+    held = [i for _kept, out in splits for i in out]
+    assert sorted(held) == list(range(10))
+    assert all(sorted(kept + out) == list(range(10)) for kept, out in splits)
+    assert splits == [fold_split(10, folds, fold) for fold in range(folds)]  # the same folds every time
+
+
+@pytest.mark.slow  # training runs
+def test_decoding_chosen_on_the_posts_the_cross_validation_folds_held_out(tmp_path, tiny_data):
+    store, shipped = tmp_path / "features", tmp_path / "shipped.pt"
+    common = ["--data", str(tiny_data), "--store", str(store), "--epochs", "1", "--batch-size", "3", "--embed-dim", "8",
+              "--hidden-dim", "16", "--attention-dim", "8", "--val-fraction", "0.34"]
+    assert cli.main(["train-hashtagger", *common, "--out", str(tmp_path / "all"), "--export", str(shipped)]) == 0
+    runs = [tmp_path / f"fold{fold}" for fold in range(3)]
+    for fold, run in enumerate(runs):
+        assert cli.main(["train-hashtagger", *common, "--out", str(run), "--folds", "3", "--fold", str(fold)]) == 0
+    trained = {run: load_checkpoint(run / "best.pt")["extra"]["train_args"] for run in runs}
+    every = _training_examples(argparse.Namespace(**{**trained[runs[0]], "folds": 0}), runs[0])[0][0]
+    held = [held_out_fold(argparse.Namespace(**trained[run]), run)[0] for run in runs]
+    assert sorted(str(e.image) for part in held for e in part) == sorted(str(e.image) for e in every)
+    for run, part in zip(runs, held):  # a fold's model never trained on the posts it decodes
+        kept = _training_examples(argparse.Namespace(**trained[run]), run)[0][0]
+        assert part and not {e.image for e in kept} & {e.image for e in part}
+
+    assert cli.main(["tune-decoding", "--checkpoint", str(shipped), "--store", str(store), "--taus", "1",
+                     "--cross-validate", *map(str, runs), "--label-transfer", "--components", "2", "--ks", "2",
+                     "--weights", "1", "--write"]) == 0
+    tuned = load_checkpoint(shipped)
+    assert tuned["model_args"]["logit_adjustment"]["tau"] == 1.0
+    assert tuned["model_args"]["label_transfer"]["k"] == 2
+    # the bank is the shipped model's own training posts, not a fold's
+    assert tuned["extra"]["label_transfer_bank"]["keys"].size(0) == len(every)
 
 
 @pytest.mark.slow  # a training run

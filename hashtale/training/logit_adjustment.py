@@ -4,6 +4,7 @@
     hashtale tune-decoding --checkpoint var/runs/sat/best.pt                 # print the grid, change nothing
     hashtale tune-decoding --checkpoint var/runs/sat/best.pt --write         # store the chosen tau and min_score
     hashtale tune-decoding --checkpoint var/runs/sat/best.pt --label-transfer --ks 10 20 --weights 0 1 2 --write
+    hashtale tune-decoding --checkpoint var/runs/sat/best.pt --cross-validate var/runs/cv/fold0 ... --write
 
 The validation posts are the run's own (`train-hashtagger`'s split of the training posts, rebuilt from the
 checkpoint's training arguments and `--run`, the run folder holding split/); the prior is counted on the
@@ -19,6 +20,13 @@ posts (never the validation posts) and its k, temperature, weight, eps and balan
 and `min_score` (weight 0: no label transfer); `--write` then also stores the bank and the chosen settings, or
 removes them when weight 0 wins. The P@1 reference is then tau 0 without label transfer. Without
 `--label-transfer` a checkpoint's own label transfer (if any) is kept, and decodes every candidate.
+With `--cross-validate RUN...` the choice is made instead on the training posts that cross-validation runs held out
+(`train-hashtagger --folds K --fold I`, one run per fold, each trained without its fold): each run's model decodes its
+own fold, with its own prior and (with `--label-transfer`) a bank of its own training posts, and the folds' decodes
+are scored together, so every training post counts once, as a post the model deciding on it never saw. The
+validation posts of one run are ~10 % of the training posts, too few for the rare tags that Corel-5k's per-class means
+weigh as much as the frequent ones (a tag seen twice in training is rarely among them); the folds hold out every
+training post. The chosen settings are written into `--checkpoint` (prior and bank from its own training posts).
 Test splits play no part.
 """
 from __future__ import annotations
@@ -35,7 +43,7 @@ from hashtale.models.logit_adjustment import LogitAdjustment
 from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, Tagger
 from hashtale.training.features import DEFAULT_STORE, FeatureStore
 from hashtale.training.harrison import Example
-from hashtale.training.train_hashtagger import _training_examples, target_ids, threshold_rows
+from hashtale.training.train_hashtagger import _training_examples, held_out_fold, target_ids, threshold_rows
 
 TAUS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.5, 2.0)
 P1_TOLERANCE = 0.005  # a P@1 drop smaller than this on the validation photos is noise (~4 of ~780 posts)
@@ -69,6 +77,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="label transfer: vote at which the evidence of a tag of average frequency is weight * log 2")
     p.add_argument("--balances", type=float, nargs="+", default=list(BALANCES),
                    help="label transfer: exponent of a tag's share in its eps (0: the same for every tag)")
+    p.add_argument("--cross-validate", nargs="+", metavar="RUN", default=None,
+                   help="choose on the posts that cross-validation runs (train-hashtagger --folds K --fold I, one run "
+                        "folder per fold) held out, each decoded by its own fold's model, instead of the checkpoint's "
+                        "validation posts; --checkpoint is only written to")
     p.add_argument("--write", action="store_true",
                    help="store the chosen tau and min_score (and label transfer) in the checkpoint")
 
@@ -84,87 +96,148 @@ def run(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint, kind=CHECKPOINT_KIND)
     if ckpt["model_args"]["arch"] == "multilabel":
         raise SystemExit("logit adjustment applies to the sequence decoders (sat, show-and-tell)")
-    train_args = argparse.Namespace(**ckpt["extra"]["train_args"])
-    tagger = Tagger.load(args.checkpoint)
-    vocab = tagger.vocab
-    (train_ex, _), (val_ex, val_src) = _training_examples(train_args, Path(args.run or train_args.out))
-    known = lambda e: any(t in vocab.index for t in e.tags)  # noqa: E731  (as training keeps them)
-    train_ex = [e for e in train_ex if known(e)]
-    val_ex, val_src = map(list, zip(*[(e, s) for e, s in zip(val_ex, val_src) if known(e)]))
-    log_prior = step_log_prior(train_ex, vocab, train_args.max_tags)
+    # label-transfer settings to try: (k, temperature, weight, eps, balance), weight 0 = without; without
+    # --label-transfer only OWN, a checkpoint's own label transfer (if any), kept. The P@1 reference: tau 0, `reference`.
+    specs = list(dict.fromkeys(_settings(args))) if args.label_transfer else [OWN]
+    reference = WITHOUT if args.label_transfer else OWN
+    if args.cross_validate:  # each fold's model decodes the training posts its fold held out
+        parts = [_Part.held_out(Path(run)) for run in args.cross_validate]
+    else:
+        parts = [_Part.validation(Path(args.checkpoint), args.run)]
+    store = args.store
+    decoded: dict[tuple, list] = {}  # (tau, spec) -> decodes of every part's posts, in order
+    for part in parts:
+        print(f"{part.describe()}: {len(part.train)} training posts (the prior), {len(part.posts)} posts decoded")
+        for key, sets in part.decode(store, args.taus, specs, args.components).items():
+            decoded.setdefault(key, []).extend(sets)
+    truth = [e.tags for part in parts for e in part.posts]
+    sources = [s for part in parts for s in part.sources]
 
-    store = FeatureStore(args.store, tagger.encoder.config.backbone)
-    paths = [e.image for e in val_ex]
-    store.extract(paths, tagger.encoder)
-    feats = store.annotations(paths, tagger.encoder)  # (N, L, D)
-    truth = [e.tags for e in val_ex]
-    print(f"{args.checkpoint}: {len(train_ex)} training posts (the prior), {len(val_ex)} validation posts")
-
-    # label-transfer settings to try (None: without); the P@1 reference decodes with `reference` at tau 0
-    bank, transfers = None, [tagger.label_transfer]  # without --label-transfer: the checkpoint's own, kept
-    reference = tagger.label_transfer
-    if args.label_transfer:
-        train_paths = [e.image for e in train_ex]
-        store.extract(train_paths, tagger.encoder)
-        bank = LabelTransferBank.build(store.annotations(train_paths, tagger.encoder),
-                                       [vocab.encode(e.tags)[1:-1] for e in train_ex], args.components)
-        bank = LabelTransferBank.from_state(bank.to_state())  # decode with the float16 bank as it is stored
-        transfers = [None if not w else LabelTransfer(bank, k, temp, w, eps, balance) for k, temp, w, eps, balance in
-                     dict.fromkeys(_settings(args))]
-        reference = None
-        print(f"label-transfer bank: {len(train_ex)} training posts, {bank.keys.size(1)} components")
-
-    grid = []  # (tau, min_score, label transfer or None, row)
-    for tau, transfer in itertools.product(args.taus, transfers):
-        tagger.adjustment = LogitAdjustment(tau, log_prior) if tau else None
-        tagger.label_transfer = transfer
-        tagger.min_score = 0.0
-        decoded = []
-        for start in range(0, len(feats), DECODE_BATCH):
-            decoded += [[(t.text, t.score) for t in d.tags]
-                        for d in tagger.decode(feats[start:start + DECODE_BATCH].float(), tagger.max_tags)]
-        rows = threshold_rows(decoded, truth, val_src)
-        grid += [(tau, m, transfer, row) for m, row in rows]
+    grid = []  # (tau, min_score, spec, row)
+    for (tau, spec), sets in decoded.items():
+        rows = threshold_rows(sets, truth, sources)
+        grid += [(tau, m, spec, row) for m, row in rows]
         m, row = max(rows, key=lambda r: r[1]["score"])
-        print(f"tau {tau:.2f} {_describe(transfer)}: best min_score {m:.2f} score {row['score']:.4f}  " +
+        print(f"tau {tau:.2f} {_describe(spec)}: best min_score {m:.2f} score {row['score']:.4f}  " +
               "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k), flush=True)
 
-    folders = sorted(set(val_src))
-    mean_tags = {f: sum(len(e.tags) for e, s in zip(val_ex, val_src) if s == f) / val_src.count(f) for f in folders}
+    folders = sorted(set(sources))
+    posts = [e for part in parts for e in part.posts]
+    mean_tags = {f: sum(len(e.tags) for e, s in zip(posts, sources) if s == f) / sources.count(f) for f in folders}
     single = [f for f in folders if mean_tags[f] < SINGLE_TAG_MEAN]
     multi = [f for f in folders if f not in single]
-    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, transfer, row in grid if tau == 0.0 and transfer is reference)
-               for f in single} if 0.0 in args.taus and any(t is reference for t in transfers) else {}  # else none
+    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, spec, row in grid if tau == 0.0 and spec == reference)
+               for f in single} if (0.0, reference) in decoded else {}  # else none
     ok = lambda row: (  # noqa: E731
         all(row[f"P@1/{f}"] >= p1 - args.p1_tolerance for f, p1 in base_p1.items())
         and all(args.min_tags <= row[f"tags/{f}"] <= args.max_tags_per_post for f in multi))
     admissible = [g for g in grid if ok(g[3])]
     if not admissible:
         raise SystemExit("no (tau, min_score) meets the constraints")
-    tau, min_score, transfer, row = max(admissible, key=lambda g: g[3]["score"])
-    print(f"chosen: tau {tau} min_score {min_score} {_describe(transfer)} score {row['score']:.4f}  " +
+    tau, min_score, spec, row = max(admissible, key=lambda g: g[3]["score"])
+    print(f"chosen: tau {tau} min_score {min_score} {_describe(spec)} score {row['score']:.4f}  " +
           "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
     if args.write:
-        adjustment = LogitAdjustment(tau, log_prior).to_args() if tau else None
+        target = _Part.validation(Path(args.checkpoint), args.run)  # its own training posts: prior and bank
+        adjustment = LogitAdjustment(tau, target.log_prior()).to_args() if tau else None
         changes, extra = {"min_score": min_score, "logit_adjustment": adjustment}, {}
         if args.label_transfer:
+            transfer = target.transfer(store, spec, args.components)
             changes["label_transfer"] = transfer.to_args() if transfer else None
-            extra = bank_entry(bank if transfer else None)
+            extra = bank_entry(transfer.bank if transfer else None)
         update_checkpoint(args.checkpoint, model_args=changes, extra=extra)
-        print(f"wrote tau {tau}, min_score {min_score} and {_describe(transfer)} into {args.checkpoint}")
+        print(f"wrote tau {tau}, min_score {min_score} and {_describe(spec)} into {args.checkpoint}")
     return 0
+
+
+OWN = "own"  # a label-transfer spec: the checkpoint's own (if any), kept
+WITHOUT = (0, 0.0, 0.0, 0.0, 0.0)  # a label-transfer spec: none
+
+
+class _Part:
+    """One trained model and the posts it decodes: its own validation posts, or the training posts its
+    cross-validation fold held out. `train`: its training posts (the prior; the label-transfer bank)."""
+
+    def __init__(self, checkpoint: Path, train: list[Example], posts: list[Example], sources: list[int]):
+        self.checkpoint, self.tagger = checkpoint, Tagger.load(checkpoint)
+        known = lambda e: any(t in self.tagger.vocab.index for t in e.tags)  # noqa: E731  (as training keeps them)
+        self.train = [e for e in train if known(e)]
+        self.posts, self.sources = posts, sources
+        self.train_args = argparse.Namespace(**load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)["extra"]["train_args"])
+        self._bank = None
+
+    @classmethod
+    def validation(cls, checkpoint: Path, run: str | None) -> "_Part":
+        train_args = argparse.Namespace(**load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)["extra"]["train_args"])
+        (train, _), (val, val_src) = _training_examples(train_args, Path(run or train_args.out))
+        part = cls(checkpoint, train, val, val_src)
+        keep = [i for i, e in enumerate(val) if any(t in part.tagger.vocab.index for t in e.tags)]  # as training does
+        part.posts, part.sources = [val[i] for i in keep], [val_src[i] for i in keep]
+        return part
+
+    @classmethod
+    def held_out(cls, run: Path) -> "_Part":
+        checkpoint = run / "best.pt"
+        train_args = argparse.Namespace(**load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)["extra"]["train_args"])
+        if not getattr(train_args, "folds", 0):
+            raise SystemExit(f"{run} is not a cross-validation run (train-hashtagger --folds K --fold I)")
+        (train, _), _val = _training_examples(train_args, run)
+        posts, sources = held_out_fold(train_args, run)  # all of them: a tag the fold never saw counts as missed
+        return cls(checkpoint, train, posts, sources)
+
+    def describe(self) -> str:
+        fold = getattr(self.train_args, "folds", 0)
+        return f"{self.checkpoint}" + (f" (fold {self.train_args.fold} of {fold})" if fold else "")
+
+    def log_prior(self) -> tuple[float, ...]:
+        return step_log_prior(self.train, self.tagger.vocab, self.train_args.max_tags)
+
+    def transfer(self, store_root: str, spec, components: int) -> LabelTransfer | None:
+        if spec == OWN:
+            return self.tagger.label_transfer
+        if spec == WITHOUT:
+            return None
+        if self._bank is None:
+            store = FeatureStore(store_root, self.tagger.encoder.config.backbone)
+            paths = [e.image for e in self.train]
+            store.extract(paths, self.tagger.encoder)
+            bank = LabelTransferBank.build(store.annotations(paths, self.tagger.encoder),
+                                           [self.tagger.vocab.encode(e.tags)[1:-1] for e in self.train], components)
+            self._bank = LabelTransferBank.from_state(bank.to_state())  # decode with the float16 bank as stored
+        return LabelTransfer(self._bank, *spec)
+
+    def decode(self, store_root: str, taus, specs, components: int) -> dict[tuple, list]:
+        """(tau, spec) -> per post its emitted candidates [(tag, step probability)], at `min_score` 0."""
+        tagger, log_prior = self.tagger, self.log_prior()
+        store = FeatureStore(store_root, tagger.encoder.config.backbone)
+        paths = [e.image for e in self.posts]
+        store.extract(paths, tagger.encoder)
+        feats = store.annotations(paths, tagger.encoder)  # (N, L, D)
+        out = {}
+        for tau, spec in itertools.product(taus, specs):
+            tagger.adjustment = LogitAdjustment(tau, log_prior) if tau else None
+            tagger.label_transfer = self.transfer(store_root, spec, components)
+            tagger.min_score = 0.0
+            out[(tau, spec)] = [[(t.text, t.score) for t in d.tags]
+                                for start in range(0, len(feats), DECODE_BATCH)
+                                for d in tagger.decode(feats[start:start + DECODE_BATCH].float(), tagger.max_tags)]
+        return out
 
 
 def _settings(args: argparse.Namespace):
     """(k, temperature, weight, eps, balance) of the label-transfer grid; weight 0 once (the rest do not matter)."""
     for k, temp, w, eps, balance in itertools.product(args.ks, args.temperatures, args.weights, args.eps,
                                                       args.balances):
-        yield (0, 0.0, 0.0, 0.0, 0.0) if not w else (k, temp, w, eps, balance)
+        yield WITHOUT if not w else (k, temp, w, eps, balance)
 
 
-def _describe(transfer: LabelTransfer | None) -> str:
-    return "no label transfer" if transfer is None else "label transfer " + " ".join(
-        f"{k} {v:g}" for k, v in transfer.to_args().items())
+def _describe(spec) -> str:
+    if spec == OWN:
+        return "the checkpoint's own label transfer (if any)"
+    if spec == WITHOUT:
+        return "no label transfer"
+    return "label transfer " + " ".join(f"{k} {v:g}" for k, v in zip(("k", "temperature", "weight", "eps", "balance"),
+                                                                   spec))
 
 
 def bank_entry(bank: LabelTransferBank | None) -> dict:

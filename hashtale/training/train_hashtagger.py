@@ -10,7 +10,8 @@ stages) trains the encoder's top N stages on the cached activations, so an epoch
 `--holdout F` sets F of `--data` aside (fixed `--split-seed`) and writes both parts as HARRISON folders under
 <out>/split/ so evaluation (and anyone) can reuse them; `--extra-data` folders train in full (their own test
 splits stay untouched). Validation (early stopping, model selection, the `min_score` threshold) is carved
-from the training posts only.
+from the training posts only. `--folds K --fold I` also holds fold I of K of the training posts out of training
+(the validation posts stay the same), for `tune-decoding --cross-validate` to choose the decoding on them.
 
 The validation score is the mean over the data folders of the per-class F1 of the emitted sets (the
 Corel-5k benchmark's headline figure; for single-tag photos it follows P@1), at the `min_score` threshold
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 from dataclasses import asdict
 from pathlib import Path
 
@@ -48,6 +50,7 @@ from hashtale.training.metrics import annotation_metrics, precision_at_1
 
 DEFAULT_SPLIT_SEED = 20161605  # HARRISON's arXiv id: any fixed number, written down once
 VAL_SEED = 7
+FOLD_SEED = 11  # cross-validation folds of the training posts
 # candidate min_score thresholds tried on the validation posts, step 0.05
 MIN_SCORES = tuple(round(0.05 * i, 2) for i in range(19))
 
@@ -97,6 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--holdout", type=float, default=0.0, help="fraction of --data held out as <out>/split/test")
     p.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED)
     p.add_argument("--val-fraction", type=float, default=0.1, help="of the training posts, for model selection")
+    p.add_argument("--folds", type=int, default=0,
+                   help="cross-validation: split the training posts (not the validation posts) into this many folds")
+    p.add_argument("--fold", type=int, default=0, help="with --folds: the fold held out of training")
     p.add_argument("--min-count", type=int, default=1, help="keep tags seen at least this often")
     p.add_argument("--top-k", type=int, default=None, help="keep at most this many tags")
     p.add_argument("--max-tags", type=int, default=DEFAULT_MAX_TAGS, help="tags per post used / at most decoded")
@@ -250,7 +256,35 @@ def export_inference_checkpoint(best: str | Path, path: str | Path) -> Path:
 
 def _training_examples(args, out: Path) -> tuple[tuple[list[Example], list[int]], tuple[list[Example], list[int]]]:
     """((train, source), (val, source)); source = index of the folder (0: --data, then --extra-data).
-    With --holdout the split folders of --data are written once and re-read on resume."""
+    With --holdout the split folders of --data are written once and re-read on resume. With --folds the
+    training posts lack the held-out fold (`held_out_fold`)."""
+    (examples, sources), train_i, val_i = _examples_and_split(args, out)
+    if getattr(args, "folds", 0):  # checkpoints from before cross-validation have no folds
+        train_i = [train_i[j] for j in fold_split(len(train_i), args.folds, args.fold)[0]]
+    return ([examples[i] for i in train_i], [sources[i] for i in train_i]), \
+        ([examples[i] for i in val_i], [sources[i] for i in val_i])
+
+
+def held_out_fold(args, out: Path) -> tuple[list[Example], list[int]]:
+    """(examples, source) of the training posts that the run's cross-validation fold (--folds, --fold) held out."""
+    (examples, sources), train_i, _val_i = _examples_and_split(args, out)
+    held = [train_i[j] for j in fold_split(len(train_i), args.folds, args.fold)[1]]
+    return [examples[i] for i in held], [sources[i] for i in held]
+
+
+def fold_split(n: int, folds: int, fold: int) -> tuple[list[int], list[int]]:
+    """Positions 0..n-1 kept and held out by cross-validation fold `fold` of `folds`: every position is held out by
+    exactly one fold (a fixed shuffle, dealt round-robin)."""
+    if not 0 <= fold < folds:
+        raise SystemExit(f"--fold must be in 0..{folds - 1}")
+    order = list(range(n))
+    random.Random(FOLD_SEED).shuffle(order)
+    held = set(order[fold::folds])
+    return [i for i in range(n) if i not in held], sorted(held)
+
+
+def _examples_and_split(args, out: Path) -> tuple[tuple[list[Example], list[int]], list[int], list[int]]:
+    """((examples, source), training indices, validation indices) of every post of the run's data folders."""
     split_dir = out / "split"
     if args.holdout > 0:
         if not (split_dir / "train" / "data_list.txt").exists():
@@ -268,8 +302,7 @@ def _training_examples(args, out: Path) -> tuple[tuple[list[Example], list[int]]
         sources += [source] * len(part)
     order = list(range(len(examples)))
     train_i, val_i = holdout_split(order, args.val_fraction, VAL_SEED)
-    return ([examples[i] for i in train_i], [sources[i] for i in train_i]), \
-        ([examples[i] for i in val_i], [sources[i] for i in val_i])
+    return (examples, sources), train_i, val_i
 
 
 def _model_config(args, vocab_size: int, dim: int, locations: int) -> dict:
