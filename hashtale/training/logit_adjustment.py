@@ -104,11 +104,10 @@ def run(args: argparse.Namespace) -> int:
         parts = [_Part.held_out(Path(run)) for run in args.cross_validate]
     else:
         parts = [_Part.validation(Path(args.checkpoint), args.run)]
-    store = args.store
     decoded: dict[tuple, list] = {}  # (tau, spec) -> decodes of every part's posts, in order
     for part in parts:
         print(f"{part.describe()}: {len(part.train)} training posts (the prior), {len(part.posts)} posts decoded")
-        for key, sets in part.decode(store, args.taus, specs, args.components).items():
+        for key, sets in part.decode(args.store, args.taus, specs, args.components).items():
             decoded.setdefault(key, []).extend(sets)
     truth = [e.tags for part in parts for e in part.posts]
     sources = [s for part in parts for s in part.sources]
@@ -142,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         adjustment = LogitAdjustment(tau, target.log_prior()).to_args() if tau else None
         changes, extra = {"min_score": min_score, "logit_adjustment": adjustment}, {}
         if args.label_transfer:
-            transfer = target.transfer(store, spec, args.components)
+            transfer = target.transfer(args.store, spec, args.components)
             changes["label_transfer"] = transfer.to_args() if transfer else None
             extra = bank_entry(transfer.bank if transfer else None)
         update_checkpoint(args.checkpoint, model_args=changes, extra=extra)
@@ -158,32 +157,28 @@ class _Part:
     """One trained model and the posts it decodes: its own validation posts, or the training posts its
     cross-validation fold held out. `train`: its training posts (the prior; the label-transfer bank)."""
 
-    def __init__(self, checkpoint: Path, train: list[Example], posts: list[Example], sources: list[int]):
+    def __init__(self, checkpoint: Path, run: Path | None, held_out: bool):
         self.checkpoint, self.tagger = checkpoint, Tagger.load(checkpoint)
-        known = lambda e: any(t in self.tagger.vocab.index for t in e.tags)  # noqa: E731  (as training keeps them)
-        self.train = [e for e in train if known(e)]
-        self.posts, self.sources = posts, sources
         self.train_args = argparse.Namespace(**load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)["extra"]["train_args"])
+        run = run or Path(self.train_args.out)
+        known = lambda e: any(t in self.tagger.vocab.index for t in e.tags)  # noqa: E731  (as training keeps them)
+        (train, _), (val, val_src) = _training_examples(self.train_args, run)
+        self.train = [e for e in train if known(e)]
+        if held_out:  # all of them: a tag the fold never trained on counts as missed, as on a test split
+            if not getattr(self.train_args, "folds", 0):
+                raise SystemExit(f"{run} is not a cross-validation run (train-hashtagger --folds K --fold I)")
+            self.posts, self.sources = held_out_fold(self.train_args, run)
+        else:
+            self.posts, self.sources = map(list, zip(*[(e, s) for e, s in zip(val, val_src) if known(e)]))
         self._bank = None
 
     @classmethod
     def validation(cls, checkpoint: Path, run: str | None) -> "_Part":
-        train_args = argparse.Namespace(**load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)["extra"]["train_args"])
-        (train, _), (val, val_src) = _training_examples(train_args, Path(run or train_args.out))
-        part = cls(checkpoint, train, val, val_src)
-        keep = [i for i, e in enumerate(val) if any(t in part.tagger.vocab.index for t in e.tags)]  # as training does
-        part.posts, part.sources = [val[i] for i in keep], [val_src[i] for i in keep]
-        return part
+        return cls(checkpoint, Path(run) if run else None, held_out=False)
 
     @classmethod
     def held_out(cls, run: Path) -> "_Part":
-        checkpoint = run / "best.pt"
-        train_args = argparse.Namespace(**load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)["extra"]["train_args"])
-        if not getattr(train_args, "folds", 0):
-            raise SystemExit(f"{run} is not a cross-validation run (train-hashtagger --folds K --fold I)")
-        (train, _), _val = _training_examples(train_args, run)
-        posts, sources = held_out_fold(train_args, run)  # all of them: a tag the fold never saw counts as missed
-        return cls(checkpoint, train, posts, sources)
+        return cls(run / "best.pt", run, held_out=True)
 
     def describe(self) -> str:
         fold = getattr(self.train_args, "folds", 0)
