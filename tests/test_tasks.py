@@ -349,4 +349,3 @@ def test_a_post_twice_in_one_batch_job_is_done_once_and_its_second_run_is_skippe
     assert _runs("write_story", "skipped") == skipped + 1  # the run whose finish found the post already done
     post, _, stories = load(sessions, post_id)
     assert post.status == PostStatus.DONE and len(stories) == 1
-

@@ -137,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"chosen: tau {tau} min_score {min_score} {_describe(spec)} score {row['score']:.4f}  " +
           "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
     if args.write:
-        target = _Part.validation(Path(args.checkpoint), args.run)  # its own training posts: prior and bank
+        # its own training posts give the prior and the bank (without folds, the part decoded above: bank built once)
+        target = _Part.validation(Path(args.checkpoint), args.run) if args.cross_validate else parts[0]
         adjustment = LogitAdjustment(tau, target.log_prior()).to_args() if tau else None
         changes, extra = {"min_score": min_score, "logit_adjustment": adjustment}, {}
         if args.label_transfer:
@@ -159,6 +160,7 @@ class _Part:
 
     def __init__(self, checkpoint: Path, run: Path | None, held_out: bool):
         self.checkpoint, self.tagger = checkpoint, Tagger.load(checkpoint)
+        self.own_transfer = self.tagger.label_transfer  # decoding swaps the tagger's own out
         self.train_args = argparse.Namespace(**load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)["extra"]["train_args"])
         run = run or Path(self.train_args.out)
         known = lambda e: any(t in self.tagger.vocab.index for t in e.tags)  # noqa: E731  (as training keeps them)
@@ -189,7 +191,7 @@ class _Part:
 
     def transfer(self, store_root: str, spec, components: int) -> LabelTransfer | None:
         if spec == OWN:
-            return self.tagger.label_transfer
+            return self.own_transfer
         if spec == WITHOUT:
             return None
         if self._bank is None:

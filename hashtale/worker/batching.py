@@ -20,9 +20,9 @@ So this module, in two halves:
   to the pool when it holds BATCH_SIZE requests, or a stage's share of BATCH_WAIT_MS after its first request came: a
   post passes BATCHED_STAGES gathers, which split BATCH_WAIT_MS between them, so a post is held BATCH_WAIT_MS at
   most in all (each wait is the `hashtale_batch_wait_seconds` metric). A batch still takes requests in while it
-  waits for a free pool
-  process, up to BATCH_SIZE: with an event loop (Redis) Celery's semaphore holds the hand-over back; without one
-  (kombu's SQLite broker) the batch waits on billiard's semaphore of free processes before it is sealed.
+  waits for a free pool process, up to BATCH_SIZE: with an event loop (Redis) Celery's semaphore holds the hand-over
+  back; without one (kombu's SQLite broker) the batch waits on billiard's semaphore of free processes before it is
+  sealed.
   Acknowledged-late messages count against the prefetch window, so the worker reserves two batches per pool process
   (worker_prefetch_multiplier, hashtale/worker/celery_app.py): the next batch fills while one runs.
 - A pool process runs a batch as one job: each request's task runs through Celery's own tracer in a thread of its
