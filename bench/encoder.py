@@ -2,7 +2,7 @@
 float32 and bfloat16, as the service runs them (`Tagger.encode`: batch norms folded, channels-last bfloat16
 autocast), alone and in chunks of 8 (Triton's encode_chunk), on one thread by default.
 
-    .venv/bin/python -m bench.encoder [--threads 1] [--repeats 20] [--backbones efficientnet-lite0 ...]
+    .venv/bin/python -m bench.encoder [--threads 1] [--repeats 20] [--backbones efficientnet-lite0 ...] [--precisions fp32]
 
 Prints the CPU model and the flags that decide bfloat16 speed (avx512_bf16, amx_bf16), then one Markdown row
 per backbone and precision: CPU milliseconds per photo (this process's CPU time, so time spent waiting for a
@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--backbones", nargs="+", default=sorted(LITE_BACKBONES) + sorted(STACKED_BACKBONES))
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                        help="bf16 without avx512_bf16/AMX runs many times slower than fp32: skip it there")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(machine.describe())
@@ -62,7 +64,7 @@ def main() -> None:
     print("|---|---:|---:|---|---:|---:|")
     for backbone in args.backbones:
         _, rows, cols, size = BACKBONES[backbone]
-        for precision in ("fp32", "bf16"):
+        for precision in args.precisions:
             tagger = tagger_for(backbone, precision)
             alone, chunked = ms_per_photo(tagger, 1, args.repeats), ms_per_photo(tagger, CHUNK, args.repeats)
             print(f"| {backbone} | {size} px | {rows}x{cols} | {precision} | {alone:.1f} | {chunked:.1f} |", flush=True)
