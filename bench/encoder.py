@@ -2,7 +2,7 @@
 float32 and bfloat16, as the service runs them (`Tagger.encode`: batch norms folded, channels-last bfloat16
 autocast), alone and in chunks of 8 (Triton's encode_chunk), on one thread by default.
 
-    .venv/bin/python -m bench.encoder [--threads 1] [--repeats 20] [--backbones efficientnet-lite0 ...] [--precisions fp32]
+    .venv/bin/python -m bench.encoder [--threads 1] [--repeats 20] [--backbones B ...] [--precisions fp32 ...]
 
 Prints the CPU model and the flags that decide bfloat16 speed (avx512_bf16, amx_bf16), then one Markdown row
 per backbone and precision: CPU milliseconds per photo (this process's CPU time, so time spent waiting for a

@@ -37,6 +37,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from tqdm import tqdm
+
 from hashtale.models.checkpoint import load_checkpoint, update_checkpoint
 from hashtale.models.label_transfer import DEFAULT_COMPONENTS, LabelTransfer, LabelTransferBank
 from hashtale.models.logit_adjustment import LogitAdjustment
@@ -211,7 +213,9 @@ class _Part:
         store.extract(paths, tagger.encoder)
         feats = store.annotations(paths, tagger.encoder)  # (N, L, D)
         out = {}
-        for tau, spec in itertools.product(taus, specs):
+        # one line of progress per setting: a decode of thousands of posts takes minutes, and the grid prints its
+        # results only once every part is decoded
+        for tau, spec in tqdm(list(itertools.product(taus, specs)), desc=f"decoding {self.describe()}", unit="setting"):
             tagger.adjustment = LogitAdjustment(tau, log_prior) if tau else None
             tagger.label_transfer = self.transfer(store_root, spec, components)
             tagger.min_score = 0.0
