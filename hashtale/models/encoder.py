@@ -113,6 +113,8 @@ class Encoder(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.parts:  # each part's vectors side by side, without concatenating its maps only to split them again
+            return torch.cat([part(images) for part in self.parts], dim=2)  # (B, L, D)
         return self.top(self.trunk(images))
 
     def trunk(self, images: torch.Tensor, top_stages: int = 0) -> torch.Tensor:
