@@ -17,7 +17,7 @@ import torch
 
 from bench import machine
 from hashtale.models.encoder import BACKBONES, LITE_BACKBONES, STACKED_BACKBONES, Encoder, EncoderConfig
-from hashtale.models.hashtagger_runtime import Tagger
+from hashtale.models.hashtagger_runtime import PRECISIONS, Tagger
 from hashtale.models.vocab import SPECIALS, Vocab
 from hashtale.models.hashtagger import SATConfig, SATHashtagger
 
@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--backbones", nargs="+", default=sorted(LITE_BACKBONES) + sorted(STACKED_BACKBONES))
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+    served = [p for p in PRECISIONS if p != "auto"]  # the precisions a tagger runs, not the service's chooser
+    parser.add_argument("--precisions", nargs="+", default=served, choices=served,
                         help="bf16 without avx512_bf16/AMX runs many times slower than fp32: skip it there")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
