@@ -1,6 +1,6 @@
-"""Encoder CPU cost per photo: EfficientNet-Lite0/1/2 at their input sizes and Lite0+2 stacked (both at 256 px),
-float32 and bfloat16, as the service runs them (`Tagger.encode`: batch norms folded, channels-last bfloat16
-autocast), alone and in chunks of 8 (Triton's encode_chunk), on one thread by default.
+"""Encoder CPU cost per photo: EfficientNet-Lite0/1/2 at their input sizes and Lite0+2 stacked (both at 256 px or
+both at 320 px), float32 and bfloat16, as the service runs them (`Tagger.encode`: batch norms folded, channels-last
+bfloat16 autocast), alone and in chunks of 8 (Triton's encode_chunk), on one thread by default.
 
     .venv/bin/python -m bench.encoder [--threads 1] [--repeats 20] [--backbones B ...] [--precisions fp32 ...]
 

@@ -88,26 +88,28 @@ def test_larger_lite_encoders_at_their_own_input_size(backbone, size, grid):
 
 
 @pytest.mark.slow  # builds Lite0 and Lite2
-def test_stacked_encoder_is_its_parts_side_by_side(lite0):
-    """Lite0 and Lite2 on the same 256-px pixels: one 8x8 grid, each location the two networks' vectors
-    concatenated; the cache's split (trunk, then top) and the fused copy compute the same; it cannot fine-tune."""
-    stacked = Encoder(EncoderConfig(backbone="efficientnet-lite0+2")).eval()
-    assert stacked.input_size == 256 and stacked.attention_shape == (8, 8)
+@pytest.mark.parametrize("backbone, size, grid",
+                         [("efficientnet-lite0+2", 256, 8), ("efficientnet-lite0+2@320", 320, 10)])
+def test_stacked_encoder_is_its_parts_side_by_side(lite0, backbone, size, grid):
+    """Lite0 and Lite2 on the same pixels: one grid, each location the two networks' vectors concatenated; the
+    cache's split (trunk, then top) and the fused copy compute the same; it cannot fine-tune."""
+    stacked = Encoder(EncoderConfig(backbone=backbone)).eval()
+    assert stacked.input_size == size and stacked.attention_shape == (grid, grid)
     assert not any(p.requires_grad for p in stacked.parameters())
-    images = torch.randn(2, 3, 256, 256)  # ImageNet-normalised
+    images = torch.randn(2, 3, size, size)  # ImageNet-normalised
     lite2 = Encoder(EncoderConfig(backbone="efficientnet-lite2")).eval()
     with torch.no_grad():
-        feats = stacked(images)  # (2, 64, 2560)
-        acts = stacked.trunk(images, 2)  # (2, C0 + C2, 8, 8), what the feature cache holds
+        feats = stacked(images)  # (2, grid * grid, 2560)
+        acts = stacked.trunk(images, 2)  # (2, C0 + C2, grid, grid), what the feature cache holds
         split = stacked.top(acts, 2)
         fused = copy.deepcopy(stacked).fuse_for_inference()(images)
         parts = torch.cat([lite0.eval()(images), lite2(images)], dim=2)
-    assert feats.shape == (2, 64, 2560) and acts.shape[1] == stacked.trunk_channels(2)
+    assert feats.shape == (2, grid * grid, 2560) and acts.shape[1] == stacked.trunk_channels(2)
     torch.testing.assert_close(feats, parts)
     torch.testing.assert_close(split, feats)
     torch.testing.assert_close(fused, feats, atol=FUSED_TOLERANCE, rtol=0)
     with pytest.raises(ValueError, match="only be frozen"):
-        Encoder(EncoderConfig(backbone="efficientnet-lite0+2", finetune_blocks=1))
+        Encoder(EncoderConfig(backbone=backbone, finetune_blocks=1))
 
 
 def test_torchvision_backbone_loads_local_weights_only(tmp_path):

