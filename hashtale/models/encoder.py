@@ -25,7 +25,7 @@ BACKBONES: dict[str, tuple[int, int, int, int]] = {
     "efficientnet-lite1": (1280, 8, 8, 240),
     "efficientnet-lite2": (1280, 9, 9, 260),
     "efficientnet-lite0+2": (2560, 8, 8, 256),  # the size at which both parts give the same grid, near Lite2's
-    "efficientnet-lite0+2@320": (2560, 10, 10, 320),  # the same two networks on larger pixels: smaller parts seen
+    "efficientnet-lite0+2@320": (2560, 10, 10, 320),  # the same two networks, small objects on more grid cells
     "resnet18": (512, 7, 7, 224),
     "resnet50": (2048, 7, 7, 224),
     "inception_v3": (2048, 5, 5, 224),
@@ -34,10 +34,9 @@ DEFAULT_BACKBONE = "efficientnet-lite0"
 LITE_BACKBONES = frozenset({"efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"})
 # A stacked backbone runs each of its parts on the same input (all stride 32, so one grid) and concatenates
 # their feature maps channel-wise: two ImageNet networks see more of a photo than either alone.
-STACKED_BACKBONES: dict[str, tuple[str, ...]] = {
-    "efficientnet-lite0+2": ("efficientnet-lite0", "efficientnet-lite2"),
-    "efficientnet-lite0+2@320": ("efficientnet-lite0", "efficientnet-lite2"),
-}
+LITE0_AND_LITE2 = ("efficientnet-lite0", "efficientnet-lite2")
+STACKED_BACKBONES: dict[str, tuple[str, ...]] = {"efficientnet-lite0+2": LITE0_AND_LITE2,
+                                                 "efficientnet-lite0+2@320": LITE0_AND_LITE2}
 # EfficientNet-Lite and torchvision's InceptionV3 were trained on pixels scaled to [-1, 1]
 # (TF's (x - 127) / 128), not on ImageNet mean/std: the encoder converts its ImageNet-normalised input.
 PLUS_MINUS_ONE_BACKBONES = LITE_BACKBONES | {"inception_v3"}
