@@ -15,7 +15,7 @@ from PIL import Image
 from hashtale import cli
 from hashtale.models.checkpoint import load_checkpoint, save_checkpoint
 from hashtale.models.encoder import Encoder, EncoderConfig
-from hashtale.models.hashtagger import SATConfig, SATHashtagger, doubly_stochastic, order_tags
+from hashtale.models.hashtagger import AUX_POOLS, SATConfig, SATHashtagger, doubly_stochastic, order_tags
 from hashtale.models.multilabel import MultiLabelClassifier, MultiLabelConfig
 from hashtale.models.show_and_tell import ShowAndTell, ShowTellConfig
 from hashtale.models.hashtagger_runtime import Tagger
@@ -165,10 +165,22 @@ def test_auxiliary_multilabel_loss_adds_to_the_decoder_loss():
     assert with_aux.item() > plain.item()
 
 
-def test_guided_decoder_shows_each_tag_where_its_evidence_lies():
+def test_mean_and_max_auxiliary_head_reads_both_pools():
+    """aux_pool "mean+max": the head reads the mean and the channel-wise maximum over locations, so one location's
+    strong evidence moves its logits more than under the mean alone."""
+    model = _sat(aux_weight=1.0, aux_pool="mean+max", feature_dim=12, num_locations=4).eval()
+    feats = torch.randn(2, 4, 12)
+    expected = model.aux_head(torch.cat([feats.mean(dim=1), feats.amax(dim=1)], dim=1))
+    torch.testing.assert_close(model.aux_logits(feats), expected)
+    with pytest.raises(ValueError, match="aux_pool"):
+        _sat(aux_weight=1.0, aux_pool="median")
+
+
+@pytest.mark.parametrize("aux_pool", AUX_POOLS)
+def test_guided_decoder_shows_each_tag_where_its_evidence_lies(aux_pool):
     """aux_guide: the auxiliary logits join every step, and each emitted tag's heat map is its class map."""
-    model = _sat(aux_weight=1.0, aux_guide=True, embed_dim=8, hidden_dim=16, attention_dim=8, feature_dim=12,
-                 num_locations=4).eval()
+    model = _sat(aux_weight=1.0, aux_guide=True, aux_pool=aux_pool, embed_dim=8, hidden_dim=16, attention_dim=8,
+                 feature_dim=12, num_locations=4).eval()
     feats = torch.randn(2, 4, 12)
     maps = model.tag_maps(feats).detach()  # (2, 4, V)
     torch.testing.assert_close(maps.sum(dim=1), torch.ones(2, V))

@@ -9,7 +9,8 @@ A photo's tags form a set, so the training order is a choice (`tag_order`):
   at each step the target is the one of the photo's remaining tags the model itself scores highest.
 Tags already emitted are masked out of each step's softmax, in training as in beam search.
 An optional multi-label head on the mean annotation (`aux_weight` > 0; binary cross-entropy, or the asymmetric
-loss with `aux_loss` "asl") is an auxiliary loss that trains the image features for every tag of a photo at
+loss with `aux_loss` "asl"; with `aux_pool` "mean+max" on the mean and the channel-wise maximum over locations side
+by side, so a tag whose object fills a few locations is not averaged away) is an auxiliary loss that trains the image features for every tag of a photo at
 once; with `aux_guide` its logits are also added to every step's logits, so the image-level evidence for each
 tag guides the decoder, which then learns what the steps add: the order, when to stop, and what the attended
 region says."""
@@ -26,6 +27,7 @@ from hashtale.models.vocab import END_ID, PAD_ID, SPECIALS
 
 TAG_ORDERS = ("frequent", "rare", "predicted")
 AUX_LOSSES = ("bce", "asl")  # binary cross-entropy, or the asymmetric loss (hashtale.models.asymmetric_loss)
+AUX_POOLS = ("mean", "mean+max")  # what the auxiliary head reads: the mean annotation, or it and the maximum
 
 
 @dataclass
@@ -42,6 +44,7 @@ class SATConfig:
     aux_weight: float = 0.0  # weight of the auxiliary multi-label loss (0: no auxiliary head)
     aux_guide: bool = False  # add the auxiliary head's logits to every step's logits (needs aux_weight > 0)
     aux_loss: str = "bce"  # one of AUX_LOSSES
+    aux_pool: str = "mean"  # one of AUX_POOLS
 
 
 class SoftAttention(nn.Module):
@@ -73,7 +76,11 @@ class SATHashtagger(nn.Module):
         self.lstm = nn.LSTMCell(config.embed_dim + config.feature_dim, config.hidden_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden_dim, config.vocab_size)
-        self.aux_head = nn.Linear(config.feature_dim, config.vocab_size) if config.aux_weight > 0 else None
+        if config.aux_pool not in AUX_POOLS:
+            raise ValueError(f"unknown aux_pool {config.aux_pool!r}; choose one of {AUX_POOLS}")
+        self._pools = 1 + (config.aux_pool == "mean+max")  # pooled vectors side by side at the head's input
+        self.aux_head = (nn.Linear(self._pools * config.feature_dim, config.vocab_size) if config.aux_weight > 0
+                         else None)
 
     def init_state(self, feats: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Decoder state before the first tag: h_0, c_0 from the mean annotation, plus the attention's
@@ -84,16 +91,22 @@ class SATHashtagger(nn.Module):
         c = torch.tanh(self.init_c(mean))  # (B, H)
         state = (h, c, self.attention.feature_proj(feats))  # (B, H), (B, H), (B, L, A)
         if self.config.aux_guide:
-            state += (self.aux_head(mean),)  # (B, V)
+            state += (self.aux_logits(feats),)  # (B, V)
         return state
 
+    def aux_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> the auxiliary head's image-level logits (B, V)."""
+        pooled = [feats.mean(dim=1), feats.amax(dim=1)][:self._pools]  # each (B, D)
+        return self.aux_head(torch.cat(pooled, dim=1))
+
     def tag_maps(self, feats: torch.Tensor) -> torch.Tensor | None:
-        """Where each tag's image-level evidence lies: the auxiliary head applied to every location (its logit is
-        the mean of these, a class activation map, Zhou et al. 2016), softmax over locations. (B, L, V), or None
-        without an auxiliary head."""
+        """Where each tag's image-level evidence lies: the auxiliary head applied to every location (with the mean
+        pool its logit is the mean of these, a class activation map, Zhou et al. 2016; with "mean+max", each
+        location in both of the head's inputs: the logit of a photo that looked like that location everywhere),
+        softmax over locations. (B, L, V), or None without an auxiliary head."""
         if self.aux_head is None:
             return None
-        return F.softmax(self.aux_head(feats), dim=1)  # (B, L, V)
+        return F.softmax(self.aux_head(torch.cat([feats] * self._pools, dim=2)), dim=1)  # (B, L, V)
 
     def step(self, feats: torch.Tensor, tokens: torch.Tensor, state: tuple[torch.Tensor, ...]
              ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
@@ -145,7 +158,7 @@ class SATHashtagger(nn.Module):
         nll = F.cross_entropy(logits.reshape(-1, V), labels.reshape(-1), ignore_index=PAD_ID)
         loss = nll + self.config.alpha_c * doubly_stochastic(alphas, labels != PAD_ID)
         if self.aux_head is not None:
-            aux = (guide[0] if guide else self.aux_head(feats.mean(dim=1)))[:, len(SPECIALS):]  # (B, V - specials)
+            aux = (guide[0] if guide else self.aux_logits(feats))[:, len(SPECIALS):]  # (B, V - specials)
             multi_hot = torch.zeros(B, V, device=feats.device)
             multi_hot[real.nonzero(as_tuple=True)[0], targets[real]] = 1.0
             aux_loss = asymmetric_loss if self.config.aux_loss == "asl" else F.binary_cross_entropy_with_logits

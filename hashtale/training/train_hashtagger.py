@@ -43,7 +43,7 @@ from hashtale.models.hashtagger_runtime import (
 )
 from hashtale.models.vocab import PAD_ID, Vocab
 from hashtale.settings import PROJECT_ROOT
-from hashtale.models.hashtagger import AUX_LOSSES, TAG_ORDERS
+from hashtale.models.hashtagger import AUX_LOSSES, AUX_POOLS, TAG_ORDERS
 from hashtale.training.features import CACHE_TOP_STAGES, DEFAULT_STORE, FeatureStore
 from hashtale.training.harrison import Example, holdout_split, read_split, write_split
 from hashtale.training.metrics import annotation_metrics, precision_at_1
@@ -110,6 +110,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aux-weight", type=float, default=0.0, help="weight of the auxiliary multi-label loss (sat)")
     p.add_argument("--aux-guide", action="store_true", help="add the auxiliary head's logits to every step's (sat)")
     p.add_argument("--aux-loss", default="bce", choices=AUX_LOSSES, help="loss of the auxiliary multi-label head (sat)")
+    p.add_argument("--aux-pool", default="mean", choices=AUX_POOLS,
+                   help="what the auxiliary head reads: the mean annotation, or the mean and the maximum (sat)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--patience", type=int, default=4, help="epochs without a better validation score before stopping")
     p.add_argument("--batch-size", type=int, default=64)
@@ -310,7 +312,7 @@ def _model_config(args, vocab_size: int, dim: int, locations: int) -> dict:
     if args.arch == "sat":
         return {**common, "embed_dim": args.embed_dim, "hidden_dim": args.hidden_dim, "attention_dim": args.attention_dim,
                 "alpha_c": args.alpha_c, "tag_order": args.tag_order, "aux_weight": args.aux_weight,
-                "aux_guide": args.aux_guide, "aux_loss": args.aux_loss}
+                "aux_guide": args.aux_guide, "aux_loss": args.aux_loss, "aux_pool": args.aux_pool}
     if args.arch == "show-and-tell":
         if args.tag_order == "predicted":
             raise SystemExit("Show-and-Tell trains with a fixed tag order: --tag-order frequent or rare")
