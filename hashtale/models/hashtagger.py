@@ -10,10 +10,10 @@ A photo's tags form a set, so the training order is a choice (`tag_order`):
 Tags already emitted are masked out of each step's softmax, in training as in beam search.
 An optional multi-label head on the mean annotation (`aux_weight` > 0; binary cross-entropy, or the asymmetric
 loss with `aux_loss` "asl"; with `aux_pool` "mean+max" on the mean and the channel-wise maximum over locations side
-by side, so a tag whose object fills a few locations is not averaged away) is an auxiliary loss that trains the image features for every tag of a photo at
-once; with `aux_guide` its logits are also added to every step's logits, so the image-level evidence for each
-tag guides the decoder, which then learns what the steps add: the order, when to stop, and what the attended
-region says."""
+by side, so a tag whose object fills a few locations is not averaged away) is an auxiliary loss that trains the
+image features for every tag of a photo at once; with `aux_guide` its logits are also added to every step's
+logits, so the image-level evidence for each tag guides the decoder, which then learns what the steps add: the
+order, when to stop, and what the attended region says."""
 from __future__ import annotations
 
 from dataclasses import dataclass
