@@ -166,8 +166,8 @@ def test_auxiliary_multilabel_loss_adds_to_the_decoder_loss():
 
 
 def test_mean_and_max_auxiliary_head_reads_both_pools():
-    """aux_pool "mean+max": the head reads the mean and the channel-wise maximum over locations, so one location's
-    strong evidence moves its logits more than under the mean alone."""
+    """aux_pool "mean+max": the head reads the mean and the channel-wise maximum over locations side by side; an
+    unknown pool is refused."""
     model = _sat(aux_weight=1.0, aux_pool="mean+max", feature_dim=12, num_locations=4).eval()
     feats = torch.randn(2, 4, 12)
     expected = model.aux_head(torch.cat([feats.mean(dim=1), feats.amax(dim=1)], dim=1))

@@ -96,8 +96,10 @@ class SATHashtagger(nn.Module):
 
     def aux_logits(self, feats: torch.Tensor) -> torch.Tensor:
         """(B, L, D) -> the auxiliary head's image-level logits (B, V)."""
-        pooled = [feats.mean(dim=1), feats.amax(dim=1)][:self._pools]  # each (B, D)
-        return self.aux_head(torch.cat(pooled, dim=1))
+        pooled = feats.mean(dim=1)  # (B, D)
+        if self._pools == 2:
+            pooled = torch.cat([pooled, feats.amax(dim=1)], dim=1)  # (B, 2D)
+        return self.aux_head(pooled)
 
     def tag_maps(self, feats: torch.Tensor) -> torch.Tensor | None:
         """Where each tag's image-level evidence lies: the auxiliary head applied to every location (with the mean
