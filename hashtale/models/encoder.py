@@ -63,11 +63,9 @@ class Encoder(nn.Module):
         self.feature_dim, rows, cols, self.input_size = BACKBONES[config.backbone]
         self.attention_shape = (rows, cols)
         self.parts = nn.ModuleList()  # a stacked backbone's networks, each an Encoder that scales its own input
-        if config.backbone in STACKED_BACKBONES:
-            if config.finetune_blocks:
-                raise ValueError(f"{config.backbone} is stacked: its encoder can only be frozen")
+        if config.backbone in STACKED_BACKBONES:  # fine-tuning trains the top blocks of every part
             self.blocks = nn.ModuleList()
-            self.parts.extend(Encoder(EncoderConfig(backbone=part), pretrained)
+            self.parts.extend(Encoder(EncoderConfig(backbone=part, finetune_blocks=config.finetune_blocks), pretrained)
                               for part in STACKED_BACKBONES[config.backbone])
         elif config.backbone in LITE_BACKBONES:
             self.blocks = _lite_blocks(config.backbone, pretrained)
@@ -97,6 +95,27 @@ class Encoder(nn.Module):
     @property
     def trainable(self) -> bool:
         return self.config.finetune_blocks > 0
+
+    def tuned_state(self) -> dict[str, torch.Tensor]:
+        """The state (weights and batch-norm statistics) of the fine-tuned top blocks only: what a checkpoint must
+        carry besides the ImageNet weights every machine has (`load_tuned_state` puts it back)."""
+        if not self.trainable:
+            return {}
+        prefixes = tuple(self._tuned_prefixes())
+        return {k: v for k, v in self.state_dict().items() if k.startswith(prefixes)}
+
+    def load_tuned_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Load `tuned_state()` (or, from older checkpoints, the whole state); any other key is an error."""
+        unexpected = self.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()},
+                                          strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"encoder state does not fit {self.config.backbone}: {unexpected[:3]}")
+
+    def _tuned_prefixes(self) -> list[str]:
+        if self.parts:
+            return [f"parts.{j}.{prefix}" for j, part in enumerate(self.parts) for prefix in part._tuned_prefixes()]
+        n = len(self.blocks)
+        return [f"blocks.{i}." for i in range(n - self.config.finetune_blocks, n)]
 
     def train(self, mode: bool = True) -> "Encoder":
         # A frozen encoder keeps its ImageNet batch-norm statistics even while the decoder trains.

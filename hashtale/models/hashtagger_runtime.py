@@ -99,7 +99,7 @@ class Tagger:
         args = ckpt["model_args"]
         encoder = Encoder(EncoderConfig(**args["encoder"]))
         if ckpt["extra"].get("encoder_state"):  # fine-tuned encoder blocks travel with the checkpoint
-            encoder.load_state_dict({k: v.float() for k, v in ckpt["extra"]["encoder_state"].items()})
+            encoder.load_tuned_state(ckpt["extra"]["encoder_state"])
         encoder.fuse_for_inference()
         decoder = build_model(args["arch"], args["config"])
         decoder.load_state_dict(ckpt["model"])

@@ -7,6 +7,8 @@
 Encoder activations come from the feature cache (computed once; missing images are encoded first): a
 frozen encoder's annotation vectors are computed once, and `--finetune-blocks N` (N <= the cache's top
 stages) trains the encoder's top N stages on the cached activations, so an epoch stays cheap on a CPU.
+`--crops N` also trains on N random-crop views of every training photo (`extract-features --crops`), each row one
+view drawn at random: augmentation whose encoder cost is paid once, at extraction.
 `--holdout F` sets F of `--data` aside (fixed `--split-seed`) and writes both parts as HARRISON folders under
 <out>/split/ so evaluation (and anyone) can reuse them; `--extra-data` folders train in full (their own test
 splits stay untouched). Validation (early stopping, model selection, the `min_score` threshold) is carved
@@ -44,7 +46,7 @@ from hashtale.models.hashtagger_runtime import (
 from hashtale.models.vocab import PAD_ID, Vocab
 from hashtale.settings import PROJECT_ROOT
 from hashtale.models.hashtagger import AUX_LOSSES, AUX_POOLS, TAG_ORDERS
-from hashtale.training.features import CACHE_TOP_STAGES, DEFAULT_STORE, FeatureStore
+from hashtale.training.features import CACHE_TOP_STAGES, DEFAULT_STORE, STORE_PRECISIONS, FeatureStore
 from hashtale.training.harrison import Example, holdout_split, read_split, write_split
 from hashtale.training.metrics import annotation_metrics, precision_at_1
 
@@ -130,6 +132,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--hflip", action="store_true",
                    help="train on each photo or its mirror image, at random (the mirrored views are cached once)")
+    p.add_argument("--crops", type=int, default=0,
+                   help="also train on this many random-crop views of each photo (cached once, see extract-features)")
+    p.add_argument("--crop-precision", default="fp32", choices=STORE_PRECISIONS,
+                   help="arithmetic the random-crop views are encoded in (bf16: fast on CPUs with native bfloat16)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--export", default=None, help="write the best model here as a float16 inference checkpoint")
 
@@ -166,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     if resume is not None:
         model.load_state_dict(resume["model"])
         if resume["extra"].get("encoder_state"):
-            encoder.load_state_dict(resume["extra"]["encoder_state"])
+            encoder.load_tuned_state(resume["extra"]["encoder_state"])
         optimizer.load_state_dict(resume["optimizer"])
         state = {k: resume["extra"][k] for k in state}
         model_args["min_score"] = resume["model_args"]["min_score"]
@@ -175,11 +181,16 @@ def run(args: argparse.Namespace) -> int:
 
     store = FeatureStore(args.store, args.backbone)
     store.extract([e.image for e in train_ex + val_ex], encoder, workers=args.workers)
-    # validation sees the photos as served; training also their mirror images with --hflip
+    # validation sees the photos as served; training also their mirror images with --hflip, random crops with --crops
     train_stores = [store, FeatureStore(args.store, args.backbone, hflip=True)] if args.hflip else [store]
-    train_stores[-1].extract([e.image for e in train_ex], encoder, workers=args.workers)
-    tuned = encoder.trainable
-    if tuned:  # the top stages train: keep their input
+    train_stores += [FeatureStore(args.store, args.backbone, crop=n, precision=args.crop_precision)
+                     for n in range(1, args.crops + 1)]
+    for extra_store in train_stores[1:]:
+        extra_store.extract([e.image for e in train_ex], encoder, workers=args.workers)
+    # The top stages train, or many views would not fit in memory as annotation vectors (~25x the activations):
+    # keep what enters the top stages and run them every batch.
+    tuned = encoder.trainable or args.crops > 0
+    if tuned:
         train_x, val_x = [s.load([e.image for e in train_ex]) for s in train_stores], store.load([e.image for e in val_ex])
     else:  # frozen: the annotation vectors once
         train_x = [s.annotations([e.image for e in train_ex], encoder) for s in train_stores]
@@ -193,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
                             collate_fn=collate, num_workers=args.workers)
     print(f"{args.arch}: {len(train_ex)} train / {len(val_ex)} val posts, {len(vocab.tags)} tags, "
           f"{sum(p.numel() for p in model.parameters()):,} decoder parameters, "
-          f"encoder {'top ' + str(args.finetune_blocks) + ' stages fine-tuned' if tuned else 'frozen'}"
-          f"{', mirrored views' if args.hflip else ''}")
+          f"encoder {'top ' + str(args.finetune_blocks) + ' stages fine-tuned' if encoder.trainable else 'frozen'}"
+          f"{', mirrored views' if args.hflip else ''}{f', {args.crops} random-crop views' if args.crops else ''}")
 
     while state["epoch"] < args.epochs and state["bad_epochs"] < args.patience:
         epoch = state["epoch"] + 1
@@ -222,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
               f"(min_score {min_score})  " + "  ".join(f"{k} {v:.4f}" for k, v in val.items() if "/" in k) +
               f"  {state['seconds']:.0f} s{'  *' if improved else ''}")
         extra = {"train_args": vars(args), "rng": torch.get_rng_state(), **state,
-                 "encoder_state": encoder.state_dict() if encoder.trainable else None}
+                 "encoder_state": encoder.tuned_state() or None}
         metrics = {k: v for k, v in row.items() if k != "epoch"}
         if improved:
             save_checkpoint(out / "best.pt", kind=CHECKPOINT_KIND, model=model,
@@ -234,7 +245,8 @@ def run(args: argparse.Namespace) -> int:
         (out / "history.json").write_text(json.dumps(state["history"], indent=1))
     if state["bad_epochs"] >= args.patience:
         print(f"early stop: no better validation score for {args.patience} epochs")
-    print(f"trained {state['epoch']} epochs in {state['seconds']:.0f} s (decoder{' and encoder top' if tuned else ''})")
+    print(f"trained {state['epoch']} epochs in {state['seconds']:.0f} s "
+          f"(decoder{' and encoder top' if encoder.trainable else ''})")
     if args.export:
         export_inference_checkpoint(out / "best.pt", args.export)
         print(f"exported {args.export}")
