@@ -374,7 +374,9 @@ def test_finetuned_top_stages_train_from_the_cache_and_travel_with_the_export(tm
     assert cli.main(["train-hashtagger", "--data", str(tiny_data), "--extra-data", str(tiny_data), "--out", str(out),
                      "--store", str(store), "--epochs", "1", "--batch-size", "6", "--embed-dim", "8",
                      "--hidden-dim", "16", "--attention-dim", "8", "--finetune-blocks", "1", "--tag-order", "predicted",
-                     "--aux-weight", "0.5", "--hflip", "--export", str(shipped)]) == 0
+                     "--aux-weight", "0.5", "--hflip", "--encoder-lr", "1e-5", "--export", str(shipped)]) == 0
+    groups = load_checkpoint(out / "last.pt")["optimizer"]["param_groups"]
+    assert [g["lr"] for g in groups] == [4e-4, 1e-5]  # the decoder at --lr (default), the encoder's stages at theirs
     # the training posts' mirrored views were cached on the way
     mirrored = FeatureStore(store, hflip=True)
     assert mirrored.dir != FeatureStore(store).dir and any(mirrored.dir.glob("*.npy"))

@@ -118,6 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, default=4, help="epochs without a better validation score before stopping")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--encoder-lr", type=float, default=None,
+                   help="learning rate of the fine-tuned encoder stages (default: --lr)")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--embed-dim", type=int, default=256)
     p.add_argument("--hidden-dim", type=int, default=512)
@@ -166,8 +168,11 @@ def run(args: argparse.Namespace) -> int:
                   "beam_width": DEFAULT_BEAM_WIDTH, "max_tags": args.max_tags, "min_score": 0.0}
     torch.manual_seed(args.seed)
     model = build_model(args.arch, config)
-    params = [p for p in [*model.parameters(), *encoder.parameters()] if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
+    tuned_params = [p for p in encoder.parameters() if p.requires_grad]
+    groups = [{"params": list(model.parameters())}]
+    if tuned_params:  # pretrained weights: a smaller step keeps what ImageNet taught them
+        groups.append({"params": tuned_params, "lr": args.encoder_lr or args.lr})
+    optimizer = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
     state = {"epoch": 0, "best": -math.inf, "bad_epochs": 0, "history": [], "seconds": 0.0}
     if resume is not None:
         model.load_state_dict(resume["model"])
