@@ -13,8 +13,8 @@ images mirrored left to right: a training-time augmentation paid for once, at ex
 A store with `crop` n >= 1 (`var/features/<backbone>-top<k>-crop<n>[-bf16]/`) holds view n of each image: a random
 crop of 35-100 % of its area (aspect 3:4..4:3), mirrored half the time, drawn from a generator seeded by the image's
 path and n, so the same view comes back on every machine; `precision` "bf16" computes such views in bfloat16
-autocast, several times faster on CPUs with native bfloat16 (the served views stay float32, so that validation
-figures compare across runs).
+autocast, faster on CPUs with native bfloat16 (the served views stay float32, so that validation figures compare
+across runs).
 """
 from __future__ import annotations
 
