@@ -35,6 +35,7 @@ from pathlib import Path
 import time
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -101,7 +102,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="sat", choices=sorted(set(ARCHS) - {ENSEMBLE_ARCH}))
     p.add_argument("--holdout", type=float, default=0.0, help="fraction of --data held out as <out>/split/test")
     p.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED)
-    p.add_argument("--val-fraction", type=float, default=0.1, help="of the training posts, for model selection")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="of the training posts, for model selection; 0: a refit on all of them for exactly --epochs, "
+                        "the last epoch kept (its decoding from tune-decoding --cross-validate)")
     p.add_argument("--folds", type=int, default=0,
                    help="cross-validation: split the training posts (not the validation posts) into this many folds")
     p.add_argument("--fold", type=int, default=0, help="with --folds: the fold held out of training")
@@ -121,6 +124,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder-lr", type=float, default=None,
                    help="learning rate of the fine-tuned encoder stages (default: --lr)")
     p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--ema", type=float, default=0.0,
+                   help="decay of an exponential moving average of the decoder's weights, updated every batch, which "
+                        "validation scores and best.pt keeps (0: off; e.g. 0.999)")
     p.add_argument("--embed-dim", type=int, default=256)
     p.add_argument("--hidden-dim", type=int, default=512)
     p.add_argument("--attention-dim", type=int, default=128)
@@ -158,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     vocab = Vocab(resume["vocab"]) if resume else Vocab.build([e.tags for e in train_ex], args.min_count, args.top_k)
     # posts whose tags all fell out of the vocabulary teach nothing
     keep = lambda ex, src: [(e, s) for e, s in zip(ex, src) if any(t in vocab.index for t in e.tags)]  # noqa: E731
-    (train_ex, train_src), (val_ex, val_src) = (tuple(map(list, zip(*keep(ex, src))))
+    (train_ex, train_src), (val_ex, val_src) = ((list(part) for part in zip(*keep(ex, src))) if ex else ([], [])
                                                 for ex, src in ((train_ex, train_src), (val_ex, val_src)))
     enc_cfg = EncoderConfig(backbone=args.backbone, weights=args.weights, finetune_blocks=args.finetune_blocks)
     encoder = Encoder(enc_cfg)
@@ -173,9 +179,14 @@ def run(args: argparse.Namespace) -> int:
     if tuned_params:  # pretrained weights: a smaller step keeps what ImageNet taught them
         groups.append({"params": tuned_params, "lr": args.encoder_lr or args.lr})
     optimizer = torch.optim.Adam(groups, lr=args.lr, weight_decay=args.weight_decay)
+    # the weights validation scores and best.pt keeps: the trained ones, or their moving average (Polyak averaging)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.ema)) if args.ema else None
+    scored = ema.module if ema is not None else model
     state = {"epoch": 0, "best": -math.inf, "bad_epochs": 0, "history": [], "seconds": 0.0}
     if resume is not None:
         model.load_state_dict(resume["model"])
+        if ema is not None:
+            ema.load_state_dict(resume["extra"]["ema_state"])
         if resume["extra"].get("encoder_state"):
             encoder.load_tuned_state(resume["extra"]["encoder_state"])
         optimizer.load_state_dict(resume["optimizer"])
@@ -196,10 +207,11 @@ def run(args: argparse.Namespace) -> int:
     # keep what enters the top stages and run them every batch.
     tuned = encoder.trainable or args.crops > 0
     if tuned:
-        train_x, val_x = [s.load([e.image for e in train_ex]) for s in train_stores], store.load([e.image for e in val_ex])
+        train_x = [s.load([e.image for e in train_ex]) for s in train_stores]
+        val_x = store.load([e.image for e in val_ex]) if val_ex else None
     else:  # frozen: the annotation vectors once
         train_x = [s.annotations([e.image for e in train_ex], encoder) for s in train_stores]
-        val_x = store.annotations([e.image for e in val_ex], encoder)
+        val_x = store.annotations([e.image for e in val_ex], encoder) if val_ex else None
     features = lambda x: encoder.top(x.float(), store.top_stages) if tuned else x.float()  # noqa: E731  (B, L, D)
     collate = lambda batch: _collate(batch, args.arch, len(vocab))  # noqa: E731
     gen = torch.Generator().manual_seed(args.seed + state["epoch"])
@@ -224,24 +236,32 @@ def run(args: argparse.Namespace) -> int:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total, n = total + loss.item() * len(x), n + len(x)
             bar.set_postfix(loss=f"{total / n:.4f}")
-        val, min_score = _validate(model, encoder, features, vocab, args.arch, val_loader, val_ex, val_src, model_args)
+        if val_ex:
+            val, min_score = _validate(scored, encoder, features, vocab, args.arch, val_loader, val_ex, val_src,
+                                       model_args)
+            improved = val["score"] > state["best"]
+            state["best"] = max(state["best"], val["score"])
+        else:  # a refit on every training post (--val-fraction 0) for a fixed --epochs: the last epoch is the model
+            val, min_score, improved = {}, model_args["min_score"], True
         state["seconds"] += time.perf_counter() - started
         row = {"epoch": epoch, "train_loss": total / max(n, 1), "min_score": min_score, **val}
         state["history"].append(row)
         state["epoch"] = epoch
-        improved = val["score"] > state["best"]
-        state["best"] = max(state["best"], val["score"])
         state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-        print(f"epoch {epoch}: train loss {row['train_loss']:.4f}  val loss {val['loss']:.4f}  score {val['score']:.4f} "
-              f"(min_score {min_score})  " + "  ".join(f"{k} {v:.4f}" for k, v in val.items() if "/" in k) +
+        scores = f"val loss {val['loss']:.4f}  score {val['score']:.4f} (min_score {min_score})  " if val else ""
+        print(f"epoch {epoch}: train loss {row['train_loss']:.4f}  {scores}" +
+              "  ".join(f"{k} {v:.4f}" for k, v in val.items() if "/" in k) +
               f"  {state['seconds']:.0f} s{'  *' if improved else ''}")
         extra = {"train_args": vars(args), "rng": torch.get_rng_state(), **state,
-                 "encoder_state": encoder.tuned_state() or None}
+                 "encoder_state": encoder.tuned_state() or None,
+                 "ema_state": ema.state_dict() if ema is not None else None}
         metrics = {k: v for k, v in row.items() if k != "epoch"}
         if improved:
-            save_checkpoint(out / "best.pt", kind=CHECKPOINT_KIND, model=model,
+            save_checkpoint(out / "best.pt", kind=CHECKPOINT_KIND, model=scored,
                             model_args={**model_args, "min_score": min_score},
                             vocab=vocab.tokens, step=epoch, metrics=metrics, extra=extra)
         save_checkpoint(last, kind=CHECKPOINT_KIND, model=model, model_args={**model_args, "min_score": min_score},
@@ -386,12 +406,13 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_p) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
-    ax_loss.plot(epochs, [h["loss"] for h in history], marker="o", label="validation")
+    validated = [h for h in history if "score" in h]  # none in a refit (--val-fraction 0)
+    ax_loss.plot([h["epoch"] for h in validated], [h["loss"] for h in validated], marker="o", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss", title=f"{title}: loss")
     ax_loss.legend()
-    ax_p.plot(epochs, [h["score"] for h in history], marker="o", label="score")
+    ax_p.plot([h["epoch"] for h in validated], [h["score"] for h in validated], marker="o", label="score")
     for key in sorted(k for k in history[0] if k.startswith(("F1/", "P@1/"))):
-        ax_p.plot(epochs, [h[key] for h in history], marker=".", label=key)
+        ax_p.plot([h["epoch"] for h in validated], [h[key] for h in validated], marker=".", label=key)
     ax_p.set(xlabel="epoch", ylabel="validation score", title=f"{title}: validation", ylim=(0, 1))
     ax_p.legend()
     fig.tight_layout()
