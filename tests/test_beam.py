@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hashtale.models.beam import Hypothesis, beam_search, emitted_tags
+from hashtale.models.beam import Hypothesis, beam_search, emitted_tags, marginal_tags
 from hashtale.models.hashtagger import SATConfig, SATHashtagger
 from hashtale.models.show_and_tell import ShowAndTell, ShowTellConfig
 from hashtale.models.hashtagger_runtime import Tagger
@@ -103,6 +103,37 @@ def test_emitted_tags_are_the_best_hypothesis_above_the_threshold():
     kept = emitted_tags(best, min_score=0.5)
     assert [t.token for t in kept] == [6, 4] and [t.score for t in kept] == [0.3, 0.9]
     np.testing.assert_array_equal(kept[1].attention, att[1])
+
+
+def test_marginal_tags_are_scored_by_the_probability_mass_of_the_hypotheses_holding_them():
+    """Tag 7, left out of the best hypothesis but held by the two others, comes before tags the best one alone
+    holds; each tag keeps the attention of its step in the best hypothesis holding it."""
+    att = [np.full((n, L), i, dtype=np.float32) for i, n in enumerate((2, 2, 3))]
+    hyps = [Hypothesis(tokens=[4, 5], log_prob=np.log(0.4), step_probs=[0.5, 0.5], attention=att[0]),
+            Hypothesis(tokens=[7, 4], log_prob=np.log(0.3), step_probs=[0.5, 0.5], attention=att[1]),
+            Hypothesis(tokens=[6, 7, 4], log_prob=np.log(0.2), step_probs=[0.5, 0.5, 0.5], attention=att[2])]
+    tags = marginal_tags(hyps)
+    assert [t.token for t in tags] == [4, 7, 5, 6]
+    assert [t.score for t in tags] == pytest.approx([1.0, 5 / 9, 4 / 9, 2 / 9])  # 0.4 + 0.3 + 0.2 = 0.9 of mass in all
+    assert [float(t.attention[0]) for t in tags] == [0, 1, 0, 2]
+    assert [t.token for t in marginal_tags(hyps, min_score=0.3)] == [4, 7, 5]
+    assert [t.token for t in marginal_tags(hyps, max_tags=2)] == [4, 7]
+    assert [t.token for t in marginal_tags(hyps[2:], min_score=1.5)] == [6], "the first tag always stays"
+
+
+def test_tagger_reads_the_set_off_the_beam_as_its_checkpoint_says():
+    model = _tiny_sat(4)
+    vocab = Vocab(list(SPECIALS) + ["a", "b", "c"])
+    feats = torch.randn(30, L, D)
+    marginal = Tagger(_TinyEncoder(), model, vocab, "sat", name="tiny", version="", trained=True, max_tags=MAX_LEN,
+                      set_decoding="marginal")
+    for k in (1, 2, 3):  # k bounds the hypotheses' length too
+        hyps = beam_search(model, feats, beam_width=marginal.beam_width, max_len=k)
+        for d, image_hyps in zip(marginal.decode(feats, k), hyps):
+            assert [vocab.index[t] for t in d.sequence] == [r.token for r in marginal_tags(image_hyps, 0.0, k)]
+            assert [t.score for t in d.tags] == sorted((t.score for t in d.tags), reverse=True)
+    with pytest.raises(ValueError, match="set_decoding"):
+        Tagger(_TinyEncoder(), model, vocab, "sat", name="tiny", version="", trained=True, set_decoding="union")
 
 
 def test_tagger_emits_at_most_k_and_stops_on_end():

@@ -13,6 +13,13 @@ they were emitted, each with its probability at the step that emitted it (0..1) 
 keeping only those the model believes in (score >= `min_score`; the first tag always stays, so a post gets
 at least one). The model decides how many by emitting <end>; `max_len` is only the upper bound.
 
+`marginal_tags` is the other way to read a set off the beam: every tag of the finished hypotheses, scored by its
+marginal probability, the share of the beam's probability mass held by the hypotheses that contain it (their
+sequence probabilities renormalised over the beam), surest first. A tag that the best hypothesis leaves out but most
+of the others hold is emitted; one that only the best hypothesis holds, on a thin margin, scores low. The set is the
+same kind of answer (at most `max_len` distinct tags, each from a step of a hypothesis, kept at score >= `min_score`,
+the first always), in order of belief instead of emission order.
+
 `logit_bias` (V,), or (B, V) one row per image, is added to every step's logits before the rules apply: the
 post-hoc logit adjustment -tau * log(prior) of Menon et al. (ICLR 2021), which trades the frequent tags' head
 start for the rare tags' recall (see hashtale.training.logit_adjustment), plus each image's label-transfer
@@ -21,6 +28,8 @@ evidence (hashtale.models.label_transfer). Scores and probabilities are then tho
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import numpy as np
 import torch
@@ -135,3 +144,22 @@ def emitted_tags(best: Hypothesis, min_score: float = 0.0) -> list[RankedTag]:
     (the first one always: a post gets at least one tag)."""
     return [RankedTag(tok, best.step_probs[i], best.attention[i] if best.attention is not None else None)
             for i, tok in enumerate(best.tokens) if i == 0 or best.step_probs[i] >= min_score]
+
+
+def marginal_tags(hyps: list[Hypothesis], min_score: float = 0.0, max_tags: int | None = None) -> list[RankedTag]:
+    """The distinct tags of the beam's finished hypotheses (best first, as `beam_search` returns them), each scored by
+    the probability mass of the hypotheses holding it, renormalised over the beam; surest first (ties: in the order
+    the best hypotheses hold them), at most `max_tags`, those scoring at least `min_score` (the first always). A tag's
+    attention is that of its step in the best hypothesis holding it."""
+    top = max(h.log_prob for h in hyps)
+    weights = [math.exp(h.log_prob - top) for h in hyps]
+    total = sum(weights)
+    mass: dict[int, float] = {}
+    attention: dict[int, np.ndarray | None] = {}
+    for weight, hyp in zip(weights, hyps):
+        for step, tok in enumerate(hyp.tokens):
+            mass[tok] = mass.get(tok, 0.0) + weight / total
+            if tok not in attention:
+                attention[tok] = hyp.attention[step] if hyp.attention is not None else None
+    ranked = sorted(mass, key=lambda tok: -mass[tok])[:max_tags]  # stable: first held first among equals
+    return [RankedTag(tok, mass[tok], attention[tok]) for i, tok in enumerate(ranked) if i == 0 or mass[tok] >= min_score]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hashtale.models.beam import beam_search, emitted_tags
+from hashtale.models.beam import beam_search, emitted_tags, marginal_tags
 from hashtale.models.checkpoint import file_version, load_checkpoint
 from hashtale.models.encoder import DEFAULT_BACKBONE, BACKBONES, Encoder, EncoderConfig
 from hashtale.models.hashtagger import EnsembleConfig, SATConfig, SATEnsemble, SATHashtagger
@@ -36,6 +36,9 @@ ENSEMBLE_ARCH = "sat-ensemble"  # built from trained "sat" checkpoints (hashtale
 DEFAULT_BEAM_WIDTH = 5
 DEFAULT_MAX_TAGS = 5  # most hashtags a decode may emit
 DEFAULT_MIN_SCORE = 0.0  # emitted tags scoring below this are not shown (a checkpoint stores its validated value)
+# how a post's set is read off the beam (hashtale.models.beam): the best hypothesis' tags, scored by their step
+# probabilities, or every hypothesis' tags scored by their marginal probability over the beam
+SET_DECODINGS = ("best", "marginal")
 UNTRAINED_SEED = 0  # the untrained fallback's decoder is the same in every process
 # The encoder's arithmetic (the decoder is always float32). "bf16": autocast to bfloat16 on channels-last
 # activations, fast on CPUs with native bfloat16 (AVX512-BF16, AMX); float32 gets slower per image in a batch (its
@@ -52,7 +55,7 @@ UNTRAINED_TAGS = ("love", "friend", "beach", "family", "sea", "food", "sky", "do
 @dataclass(frozen=True)
 class TagPrediction:
     text: str
-    score: float  # model probability of the tag at its step, 0..1
+    score: float  # model probability of the tag at its step (or, "marginal", over the beam), 0..1
     # (rows, cols) float32 summing to 1: where the model found the tag (the emitting step's attention, or for a
     # guided decoder the tag's class activation map, see SATHashtagger.tag_maps); None for models without attention
     attention: np.ndarray | None
@@ -60,7 +63,7 @@ class TagPrediction:
 
 @dataclass(frozen=True)
 class Decoded:
-    tags: list[TagPrediction]  # the emitted set: 1..k distinct tags, in emission order
+    tags: list[TagPrediction]  # the emitted set: 1..k distinct tags, in emission order (or surest first: "marginal")
     sequence: list[str]  # the same tags as text (what BLEU/ROUGE score)
 
 
@@ -77,7 +80,10 @@ class Tagger:
     def __init__(self, encoder: Encoder, decoder: torch.nn.Module, vocab: Vocab, arch: str, *, name: str,
                  version: str, trained: bool, beam_width: int = DEFAULT_BEAM_WIDTH, max_tags: int = DEFAULT_MAX_TAGS,
                  min_score: float = DEFAULT_MIN_SCORE, adjustment: LogitAdjustment | None = None,
-                 label_transfer: LabelTransfer | None = None, device: str = "cpu", precision: str = "fp32"):
+                 label_transfer: LabelTransfer | None = None, set_decoding: str = "best", device: str = "cpu",
+                 precision: str = "fp32"):
+        if set_decoding not in SET_DECODINGS:
+            raise ValueError(f"unknown set_decoding {set_decoding!r}; choose one of {SET_DECODINGS}")
         self.encoder = encoder.to(device).eval()
         self.precision = resolve_precision(precision, device)
         self.decoder = decoder.to(device).eval()
@@ -89,6 +95,7 @@ class Tagger:
         self.adjustment = adjustment  # post-hoc logit adjustment of every step (hashtale.models.logit_adjustment), or None
         # the nearest training photos' tags as evidence for every step (hashtale.models.label_transfer), or None
         self.label_transfer = label_transfer
+        self.set_decoding = set_decoding  # one of SET_DECODINGS
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str = "cpu", precision: str = "fp32") -> "Tagger":
@@ -109,7 +116,7 @@ class Tagger:
                    adjustment=LogitAdjustment.from_args(args.get("logit_adjustment")),
                    label_transfer=LabelTransfer.from_checkpoint(args.get("label_transfer"),
                                                                 ckpt["extra"].get("label_transfer_bank")),
-                   device=device, precision=precision)
+                   set_decoding=args.get("set_decoding", "best"), device=device, precision=precision)
 
     @classmethod
     def untrained(cls, device: str = "cpu", precision: str = "fp32") -> "Tagger":
@@ -165,9 +172,14 @@ class Tagger:
         for b, image_hyps in enumerate(beam_search(self.decoder, feats, beam_width=self.beam_width, max_len=k,
                                                    logit_bias=bias)):
             tags = [self._prediction(r.token, r.score, r.attention if maps is None else maps[b, :, r.token].cpu().numpy())
-                    for r in emitted_tags(image_hyps[0], self.min_score)]
+                    for r in self._set(image_hyps, k)]
             out.append(Decoded(tags=tags, sequence=[t.text for t in tags]))
         return out
+
+    def _set(self, hyps, k: int):
+        if self.set_decoding == "marginal":
+            return marginal_tags(hyps, self.min_score, k)
+        return emitted_tags(hyps[0], self.min_score)
 
     def logit_bias(self, feats: torch.Tensor) -> torch.Tensor | None:
         """What decoding adds to every step's logits for these (B, L, D) annotation vectors: the logit adjustment

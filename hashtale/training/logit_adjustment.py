@@ -20,6 +20,9 @@ posts (never the validation posts) and its k, temperature, weight, eps and balan
 and `min_score` (weight 0: no label transfer); `--write` then also stores the bank and the chosen settings, or
 removes them when weight 0 wins. The P@1 reference is then tau 0 without label transfer. Without
 `--label-transfer` a checkpoint's own label transfer (if any) is kept, and decodes every candidate.
+`--set-decodings` and `--beam-widths` add how a set is read off the beam to the grid (hashtale.models.beam: the best
+hypothesis' tags, or every hypothesis' tags by their marginal probability over the beam, `min_score` then applying
+to that probability), chosen jointly and written with the rest; by default the checkpoint's own reading is kept.
 With `--cross-validate RUN...` the choice is made instead on the training posts that cross-validation runs held out
 (`train-hashtagger --folds K --fold I`, one run per fold, each trained without its fold): each run's model decodes its
 own fold, with its own prior and (with `--label-transfer`) a bank of its own training posts, and the folds' decodes
@@ -42,7 +45,7 @@ from tqdm import tqdm
 from hashtale.models.checkpoint import load_checkpoint, update_checkpoint
 from hashtale.models.label_transfer import DEFAULT_COMPONENTS, LabelTransfer, LabelTransferBank
 from hashtale.models.logit_adjustment import LogitAdjustment
-from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, Tagger
+from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, SET_DECODINGS, Tagger
 from hashtale.training.features import DEFAULT_STORE, FeatureStore
 from hashtale.training.harrison import Example
 from hashtale.training.train_hashtagger import _training_examples, held_out_fold, target_ids, threshold_rows
@@ -79,6 +82,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="label transfer: vote at which the evidence of a tag of average frequency is weight * log 2")
     p.add_argument("--balances", type=float, nargs="+", default=list(BALANCES),
                    help="label transfer: exponent of a tag's share in its eps (0: the same for every tag)")
+    p.add_argument("--set-decodings", nargs="+", choices=SET_DECODINGS, default=None,
+                   help="how a set is read off the beam (default: the checkpoint's own): its best hypothesis' tags, or "
+                        "every hypothesis' tags by their marginal probability over the beam")
+    p.add_argument("--beam-widths", type=int, nargs="+", default=None, help="beam widths (default: the checkpoint's own)")
     p.add_argument("--cross-validate", nargs="+", metavar="RUN", default=None,
                    help="choose on the posts that cross-validation runs (train-hashtagger --folds K --fold I, one run "
                         "folder per fold) held out, each decoded by its own fold's model, instead of the checkpoint's "
@@ -106,20 +113,22 @@ def run(args: argparse.Namespace) -> int:
         parts = [_Part.held_out(Path(run)) for run in args.cross_validate]
     else:
         parts = [_Part.validation(Path(args.checkpoint), args.run)]
-    decoded: dict[tuple, list] = {}  # (tau, spec) -> decodes of every part's posts, in order
+    own = parts[0].tagger  # the set decodings and beam widths to try: by default the checkpoints' own
+    readings = list(itertools.product(args.set_decodings or [own.set_decoding], args.beam_widths or [own.beam_width]))
+    decoded: dict[tuple, list] = {}  # (tau, spec, (set decoding, beam width)) -> decodes of every part's posts, in order
     for part in parts:
         print(f"{part.describe()}: {len(part.train)} training posts (the prior), {len(part.posts)} posts decoded")
-        for key, sets in part.decode(args.store, args.taus, specs, args.components).items():
+        for key, sets in part.decode(args.store, args.taus, specs, args.components, readings).items():
             decoded.setdefault(key, []).extend(sets)
     truth = [e.tags for part in parts for e in part.posts]
     sources = [s for part in parts for s in part.sources]
 
-    grid = []  # (tau, min_score, spec, row)
-    for (tau, spec), sets in decoded.items():
+    grid = []  # (tau, min_score, spec, reading, row)
+    for (tau, spec, reading), sets in decoded.items():
         rows = threshold_rows(sets, truth, sources)
-        grid += [(tau, m, spec, row) for m, row in rows]
+        grid += [(tau, m, spec, reading, row) for m, row in rows]
         m, row = max(rows, key=lambda r: r[1]["score"])
-        print(f"tau {tau:.2f} {_describe(spec)}: best min_score {m:.2f} score {row['score']:.4f}  " +
+        print(f"tau {tau:.2f} {_describe(spec)} {_reading(reading)}: best min_score {m:.2f} score {row['score']:.4f}  " +
               "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k), flush=True)
 
     folders = sorted(set(sources))
@@ -127,28 +136,32 @@ def run(args: argparse.Namespace) -> int:
     mean_tags = {f: sum(len(e.tags) for e, s in zip(posts, sources) if s == f) / sources.count(f) for f in folders}
     single = [f for f in folders if mean_tags[f] < SINGLE_TAG_MEAN]
     multi = [f for f in folders if f not in single]
-    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, spec, row in grid if tau == 0.0 and spec == reference)
-               for f in single} if (0.0, reference) in decoded else {}  # else none
+    # the P@1 reference: tau 0, `reference`, the checkpoint's own reading of the beam if tried, else the first tried
+    base = (0.0, reference, (own.set_decoding, own.beam_width))
+    base = base if base in decoded else (0.0, reference, readings[0])
+    base_p1 = {f: next(row[f"P@1/{f}"] for tau, _, spec, reading, row in grid if (tau, spec, reading) == base)
+               for f in single} if base in decoded else {}  # else none
     ok = lambda row: (  # noqa: E731
         all(row[f"P@1/{f}"] >= p1 - args.p1_tolerance for f, p1 in base_p1.items())
         and all(args.min_tags <= row[f"tags/{f}"] <= args.max_tags_per_post for f in multi))
-    admissible = [g for g in grid if ok(g[3])]
+    admissible = [g for g in grid if ok(g[4])]
     if not admissible:
         raise SystemExit("no (tau, min_score) meets the constraints")
-    tau, min_score, spec, row = max(admissible, key=lambda g: g[3]["score"])
-    print(f"chosen: tau {tau} min_score {min_score} {_describe(spec)} score {row['score']:.4f}  " +
+    tau, min_score, spec, reading, row = max(admissible, key=lambda g: g[4]["score"])
+    print(f"chosen: tau {tau} min_score {min_score} {_describe(spec)} {_reading(reading)} score {row['score']:.4f}  " +
           "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k))
     if args.write:
         # its own training posts give the prior and the bank (without folds, the part decoded above: bank built once)
         target = _Part.validation(Path(args.checkpoint), args.run) if args.cross_validate else parts[0]
         adjustment = LogitAdjustment(tau, target.log_prior()).to_args() if tau else None
-        changes, extra = {"min_score": min_score, "logit_adjustment": adjustment}, {}
+        changes, extra = {"min_score": min_score, "logit_adjustment": adjustment, "set_decoding": reading[0],
+                          "beam_width": reading[1]}, {}
         if args.label_transfer:
             transfer = target.transfer(args.store, spec, args.components)
             changes["label_transfer"] = transfer.to_args() if transfer else None
             extra = bank_entry(transfer.bank if transfer else None)
         update_checkpoint(args.checkpoint, model_args=changes, extra=extra)
-        print(f"wrote tau {tau}, min_score {min_score} and {_describe(spec)} into {args.checkpoint}")
+        print(f"wrote tau {tau}, min_score {min_score}, {_describe(spec)} and {_reading(reading)} into {args.checkpoint}")
     return 0
 
 
@@ -205,8 +218,9 @@ class _Part:
             self._bank = LabelTransferBank.from_state(bank.to_state())  # decode with the float16 bank as stored
         return LabelTransfer(self._bank, *spec)
 
-    def decode(self, store_root: str, taus, specs, components: int) -> dict[tuple, list]:
-        """(tau, spec) -> per post its emitted candidates [(tag, step probability)], at `min_score` 0."""
+    def decode(self, store_root: str, taus, specs, components: int, readings) -> dict[tuple, list]:
+        """(tau, spec, reading) -> per post its emitted candidates [(tag, score)], at `min_score` 0; a reading is a
+        (set decoding, beam width)."""
         tagger, log_prior = self.tagger, self.log_prior()
         store = FeatureStore(store_root, tagger.encoder.config.backbone)
         paths = [e.image for e in self.posts]
@@ -215,11 +229,13 @@ class _Part:
         out = {}
         # one line of progress per setting: a decode of thousands of posts takes minutes, and the grid prints its
         # results only once every part is decoded
-        for tau, spec in tqdm(list(itertools.product(taus, specs)), desc=f"decoding {self.describe()}", unit="setting"):
+        for tau, spec, reading in tqdm(list(itertools.product(taus, specs, readings)), desc=f"decoding {self.describe()}",
+                                       unit="setting"):
             tagger.adjustment = LogitAdjustment(tau, log_prior) if tau else None
             tagger.label_transfer = self.transfer(store_root, spec, components)
             tagger.min_score = 0.0
-            out[(tau, spec)] = [[(t.text, t.score) for t in d.tags]
+            tagger.set_decoding, tagger.beam_width = reading
+            out[(tau, spec, reading)] = [[(t.text, t.score) for t in d.tags]
                                 for start in range(0, len(feats), DECODE_BATCH)
                                 for d in tagger.decode(feats[start:start + DECODE_BATCH].float(), tagger.max_tags)]
         return out
@@ -239,6 +255,10 @@ def _describe(spec) -> str:
         return "no label transfer"
     return "label transfer " + " ".join(f"{k} {v:g}" for k, v in zip(("k", "temperature", "weight", "eps", "balance"),
                                                                    spec))
+
+
+def _reading(reading: tuple[str, int]) -> str:
+    return f"{reading[0]} set, beam {reading[1]}"
 
 
 def bank_entry(bank: LabelTransferBank | None) -> dict:
