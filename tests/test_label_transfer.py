@@ -9,7 +9,7 @@ from hashtale.models.checkpoint import save_checkpoint, update_checkpoint
 from hashtale.models.encoder import BACKBONES, DEFAULT_BACKBONE
 from hashtale.models.hashtagger import SATConfig, SATHashtagger
 from hashtale.models.hashtagger_runtime import CHECKPOINT_KIND, Tagger
-from hashtale.models.label_transfer import LabelTransfer, LabelTransferBank
+from hashtale.models.label_transfer import BUILD_CHUNK, LabelTransfer, LabelTransferBank
 from hashtale.models.vocab import END_ID, PAD_ID, SPECIALS
 from hashtale.training.logit_adjustment import bank_entry
 from hashtale.training.train_hashtagger import export_inference_checkpoint
@@ -23,6 +23,13 @@ def _bank(components=3):
     feats = torch.randn(6, L, D)  # six training photos
     tags = [[4], [4, 5], [5], [6], [6, 4], [5, 6]]
     return feats, LabelTransferBank.build(feats, tags, components)
+
+
+def test_a_bank_built_chunk_by_chunk_keys_every_photo_as_served():
+    torch.manual_seed(1)
+    feats = torch.randn(2 * BUILD_CHUNK + 5, L, D).half()  # float16, as the feature cache gives them
+    bank = LabelTransferBank.build(feats, [[4]] * len(feats), components=3)
+    assert torch.allclose(bank.keys, bank.key(feats), atol=1e-5)  # a photo's stored key is the key it is served with
 
 
 def test_a_training_photo_is_its_own_nearest_neighbour_and_votes_for_its_tags():

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from hashtale.models.vocab import PAD_ID, SPECIALS
 
 DEFAULT_COMPONENTS = 256  # principal components kept: the keys of ~11k photos are 5.7 MB in float16
+BUILD_CHUNK = 1024  # photos whose annotation vectors are averaged at once when a bank is built
 
 
 @dataclass(frozen=True, eq=False)  # tensors: compared by identity
@@ -43,7 +44,8 @@ class LabelTransferBank:
     def build(cls, feats: torch.Tensor, tag_ids: list[list[int]], components: int = DEFAULT_COMPONENTS
               ) -> "LabelTransferBank":
         """feats (N, L, D) annotation vectors of the training photos; tag_ids their tags' vocabulary ids."""
-        x = F.normalize(feats.float().mean(dim=1), dim=1)  # (N, D)
+        # in chunks: a float32 copy of every photo's annotation vectors at once would be N x L x D x 4 bytes
+        x = F.normalize(torch.cat([part.float().mean(dim=1) for part in feats.split(BUILD_CHUNK)]), dim=1)  # (N, D)
         mean = x.mean(dim=0)  # (D,)
         # principal axes of the centred vectors: right singular vectors, by decreasing variance
         _, _, vh = torch.linalg.svd(x - mean, full_matrices=False)  # vh (min(N, D), D)
