@@ -370,38 +370,6 @@ def test_refit_trains_on_every_training_post_for_a_fixed_number_of_epochs(tmp_pa
     assert (out / "loss.png").exists()
 
 
-def test_moving_average_of_the_weights_is_what_validation_scores_and_best_keeps(tmp_path, tiny_data):
-    out = tmp_path / "run"
-    common = ["--store", str(tmp_path / "features"), "--batch-size", "3", "--embed-dim", "16", "--hidden-dim", "32",
-              "--attention-dim", "16", "--val-fraction", "0.34", "--patience", "100", "--ema", "0.5"]
-    assert cli.main(["train-hashtagger", "--data", str(tiny_data), "--out", str(out), "--epochs", "1", *common]) == 0
-    last, best = load_checkpoint(out / "last.pt"), load_checkpoint(out / "best.pt")
-    average = last["extra"]["ema_state"]
-    batches = int(average["n_averaged"])
-    assert batches > 1
-    # best.pt (epoch 1) holds the average; last.pt the trained weights, which differ from it, and the average
-    for name, value in best["model"].items():
-        assert torch.equal(value, average[f"module.{name}"])
-    assert any(not torch.equal(value, best["model"][name]) for name, value in last["model"].items())
-    # resuming continues the same average instead of starting a new one
-    assert cli.main(["train-hashtagger", "--out", str(out), "--resume", "--epochs", "2"]) == 0
-    assert int(load_checkpoint(out / "last.pt")["extra"]["ema_state"]["n_averaged"]) == 2 * batches
-
-
-def test_refit_trains_on_every_training_post_for_a_fixed_number_of_epochs(tmp_path, tiny_data):
-    out = tmp_path / "run"
-    assert cli.main(["train-hashtagger", "--data", str(tiny_data), "--out", str(out), "--store", str(tmp_path / "f"),
-                     "--batch-size", "3", "--embed-dim", "16", "--hidden-dim", "32", "--attention-dim", "16",
-                     "--val-fraction", "0", "--epochs", "3", "--patience", "1"]) == 0
-    train_args = argparse.Namespace(**load_checkpoint(out / "last.pt")["extra"]["train_args"])
-    (train, _), (val, _) = _training_examples(train_args, out)
-    assert len(train) == len(read_split(tiny_data)) and val == []
-    # no validation: no early stop, and best.pt is the last epoch
-    assert [h["epoch"] for h in json.loads((out / "history.json").read_text())] == [1, 2, 3]
-    assert load_checkpoint(out / "best.pt")["step"] == 3
-    assert (out / "loss.png").exists()
-
-
 def test_cross_validation_folds_hold_out_every_training_post_exactly_once():
     folds = 3
     splits = [fold_split(10, folds, fold) for fold in range(folds)]

@@ -27,9 +27,8 @@ evidence (hashtale.models.label_transfer). Scores and probabilities are then tho
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -7,9 +7,9 @@
 Every score is of the EMITTED set (at most k = 5 tags, the model ends it with <end> and drops tags below its
 `min_score`): the Corel-5k benchmark's per-class P/R/F1 (means over all classes of the split's vocabulary),
 per-image P/R/F1 and N+ (hashtale.training.metrics.annotation_metrics, as its published code computes them);
-P@1, R@5, A@5 on the emitted tags in order (HARRISON); BLEU-1..4 and ROUGE-L of the emitted tags in
-emission order against the post's tags in file order (as the original hashtag-story work scored its
-generated hashtag sequence). Writes <out>/results.md (a Markdown table) and <out>/results.json.
+P@1, R@5, A@5 on the emitted tags in order (HARRISON); BLEU-1..4 and ROUGE-L of the emitted tags in the
+model's order (emission order, or surest first for a set read off the beam by marginal probability) against the
+post's tags in file order (as the original hashtag-story work scored its generated hashtag sequence). Writes <out>/results.md (a Markdown table) and <out>/results.json.
 Features come from the shared cache (encoded once, float32); with `--precision bf16` the images are
 encoded as the service encodes them.
 """

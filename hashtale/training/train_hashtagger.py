@@ -379,7 +379,7 @@ def _validate(model, encoder, features, vocab, arch, loader, examples, sources, 
 
 def threshold_rows(decoded: list[list[tuple[str, float]]], truth: list[list[str]], sources: list[int]
                    ) -> list[tuple[float, dict[str, float]]]:
-    """The validation figures of decoded sets ((tag, step probability) in emission order) at every candidate
+    """The validation figures of decoded sets ((tag, score) in the model's order) at every candidate
     `min_score`: per data folder its per-class F1, P@1 and emitted tags per post ("F1/<i>", "P@1/<i>",
     "tags/<i>"), and the score, the mean of the folders' per-class F1. [(min_score, row)], in MIN_SCORES order."""
     out = []

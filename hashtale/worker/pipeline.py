@@ -32,7 +32,8 @@ def read_image(settings: Settings, image_path: str) -> bytes:
 
 
 def hashtag_rows(post_id: int, result: TagResult) -> list[Hashtag]:
-    """A post's emitted hashtags (at most k), as rows in emission order (rank 1 = first emitted)."""
+    """A post's emitted hashtags (at most k), as rows in the model's order (rank 1 = the first emitted, or the
+    surest for a set read off the beam by marginal probability)."""
     return [
         Hashtag(
             post_id=post_id,
