@@ -11,30 +11,20 @@ per photo (this process's CPU time), the fastest of `--repeats`.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from bench import machine
+from bench.encoder import CHUNK
 from hashtale.models.hashtagger_runtime import SET_DECODINGS, Tagger
 
-CHUNK = 8  # images per pass in the Triton model (config.pbtxt encode_chunk)
 WIDTHS = (5, 10)
-WARMUP = 3
-MS = 1000.0
 SEED = 0
 
 
 @torch.inference_mode()
 def ms_per_photo(tagger: Tagger, feats: torch.Tensor, repeats: int) -> float:
-    for _ in range(WARMUP):
-        tagger.decode(feats, tagger.max_tags)
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        tagger.decode(feats, tagger.max_tags)
-        times.append((time.process_time() - start) / len(feats))
-    return min(times) * MS
+    return machine.cpu_ms_per_item(lambda: tagger.decode(feats, tagger.max_tags), len(feats), repeats)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ core shared with other processes does not count), alone and in a chunk of 8, the
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
@@ -22,8 +21,6 @@ from hashtale.models.vocab import SPECIALS, Vocab
 from hashtale.models.hashtagger import SATConfig, SATHashtagger
 
 CHUNK = 8  # images per encoder pass in the Triton model (config.pbtxt encode_chunk)
-WARMUP = 3
-MS = 1000.0
 
 
 def tagger_for(backbone: str, precision: str) -> Tagger:
@@ -38,14 +35,7 @@ def tagger_for(backbone: str, precision: str) -> Tagger:
 @torch.inference_mode()
 def ms_per_photo(tagger: Tagger, batch: int, repeats: int) -> float:
     images = torch.randn(batch, 3, tagger.input_size, tagger.input_size)  # (B, 3, S, S)
-    for _ in range(WARMUP):
-        tagger.encode(images)
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        tagger.encode(images)
-        times.append((time.process_time() - start) / batch)
-    return min(times) * MS
+    return machine.cpu_ms_per_item(lambda: tagger.encode(images), batch, repeats)
 
 
 def main() -> None:

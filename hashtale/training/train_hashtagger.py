@@ -407,12 +407,13 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     fig, (ax_loss, ax_p) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
     validated = [h for h in history if "score" in h]  # none in a refit (--val-fraction 0)
-    ax_loss.plot([h["epoch"] for h in validated], [h["loss"] for h in validated], marker="o", label="validation")
+    val_epochs = [h["epoch"] for h in validated]
+    ax_loss.plot(val_epochs, [h["loss"] for h in validated], marker="o", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss", title=f"{title}: loss")
     ax_loss.legend()
-    ax_p.plot([h["epoch"] for h in validated], [h["score"] for h in validated], marker="o", label="score")
+    ax_p.plot(val_epochs, [h["score"] for h in validated], marker="o", label="score")
     for key in sorted(k for k in history[0] if k.startswith(("F1/", "P@1/"))):
-        ax_p.plot([h["epoch"] for h in validated], [h[key] for h in validated], marker=".", label=key)
+        ax_p.plot(val_epochs, [h[key] for h in validated], marker=".", label=key)
     ax_p.set(xlabel="epoch", ylabel="validation score", title=f"{title}: validation", ylim=(0, 1))
     ax_p.legend()
     fig.tight_layout()
