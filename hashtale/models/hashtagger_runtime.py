@@ -39,6 +39,7 @@ DEFAULT_MIN_SCORE = 0.0  # emitted tags scoring below this are not shown (a chec
 # how a post's set is read off the beam (hashtale.models.beam): the best hypothesis' tags, scored by their step
 # probabilities, or every hypothesis' tags scored by their marginal probability over the beam
 SET_DECODINGS = ("best", "marginal")
+DEFAULT_SET_DECODING = "best"  # also what a checkpoint from before set_decoding decodes with
 UNTRAINED_SEED = 0  # the untrained fallback's decoder is the same in every process
 # The encoder's arithmetic (the decoder is always float32). "bf16": autocast to bfloat16 on channels-last
 # activations, fast on CPUs with native bfloat16 (AVX512-BF16, AMX); float32 gets slower per image in a batch (its
@@ -80,8 +81,8 @@ class Tagger:
     def __init__(self, encoder: Encoder, decoder: torch.nn.Module, vocab: Vocab, arch: str, *, name: str,
                  version: str, trained: bool, beam_width: int = DEFAULT_BEAM_WIDTH, max_tags: int = DEFAULT_MAX_TAGS,
                  min_score: float = DEFAULT_MIN_SCORE, adjustment: LogitAdjustment | None = None,
-                 label_transfer: LabelTransfer | None = None, set_decoding: str = "best", device: str = "cpu",
-                 precision: str = "fp32"):
+                 label_transfer: LabelTransfer | None = None, set_decoding: str = DEFAULT_SET_DECODING,
+                 device: str = "cpu", precision: str = "fp32"):
         if set_decoding not in SET_DECODINGS:
             raise ValueError(f"unknown set_decoding {set_decoding!r}; choose one of {SET_DECODINGS}")
         self.encoder = encoder.to(device).eval()
@@ -116,7 +117,7 @@ class Tagger:
                    adjustment=LogitAdjustment.from_args(args.get("logit_adjustment")),
                    label_transfer=LabelTransfer.from_checkpoint(args.get("label_transfer"),
                                                                 ckpt["extra"].get("label_transfer_bank")),
-                   set_decoding=args.get("set_decoding", "best"), device=device, precision=precision)
+                   set_decoding=args.get("set_decoding", DEFAULT_SET_DECODING), device=device, precision=precision)
 
     @classmethod
     def untrained(cls, device: str = "cpu", precision: str = "fp32") -> "Tagger":
